@@ -1,0 +1,206 @@
+//! What `gather` read from the cluster and what `probe` observed.
+//!
+//! Plain data only: the diagnose engine takes these by reference and never
+//! touches the network, so its tests build them by hand.
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::DynamicObject;
+use serde::Serialize;
+
+/// The object the user named, as they named it (`svc/NAME`, `ingress/NAME`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    pub kind: TargetKind,
+    /// `None` when the user gave no target (the namespace's only Service is used).
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TargetKind {
+    Service,
+    Ingress,
+    Deployment,
+}
+
+/// Everything one `check` read, as raw Kubernetes objects.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub namespace: String,
+    /// The Service the target resolved to; `None` when it does not exist (WSA001).
+    pub service: Option<Service>,
+    /// What the user asked for, e.g. `svc/dev-websocket-server`, for messages.
+    pub requested: String,
+    /// Names of the Services in the namespace, for "did you mean" suggestions.
+    pub service_names: Vec<String>,
+    /// Pods matching the Service selector (one LIST).
+    pub pods: Vec<Pod>,
+    /// EndpointSlices labelled `kubernetes.io/service-name=<service>` (one LIST).
+    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Every Ingress in the namespace (one LIST); rules decide which point at us.
+    pub ingresses: Vec<Ingress>,
+    /// Optional routing custom resources that could be read, one entry per kind.
+    pub custom: Vec<CustomObjects>,
+    /// Routing kinds that could not be read.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Objects of one optional routing kind (HTTPRoute, DestinationRule, ...).
+#[derive(Clone, Debug)]
+pub struct CustomObjects {
+    pub kind: RouteKind,
+    pub objects: Vec<DynamicObject>,
+}
+
+/// The optional routing kinds the tool knows how to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum RouteKind {
+    /// gateway.networking.k8s.io/v1 HTTPRoute
+    HTTPRoute,
+    /// projectcontour.io/v1 HTTPProxy
+    HTTPProxy,
+    /// networking.istio.io/v1 DestinationRule
+    DestinationRule,
+    /// cloud.google.com/v1 BackendConfig
+    BackendConfig,
+    /// traefik.io/v1alpha1 IngressRoute
+    IngressRoute,
+}
+
+impl RouteKind {
+    pub const ALL: [RouteKind; 5] = [
+        RouteKind::HTTPRoute,
+        RouteKind::HTTPProxy,
+        RouteKind::DestinationRule,
+        RouteKind::BackendConfig,
+        RouteKind::IngressRoute,
+    ];
+
+    /// (group, version, kind, plural)
+    pub fn gvk(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            RouteKind::HTTPRoute => ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
+            RouteKind::HTTPProxy => ("projectcontour.io", "v1", "HTTPProxy", "httpproxies"),
+            RouteKind::DestinationRule => (
+                "networking.istio.io",
+                "v1",
+                "DestinationRule",
+                "destinationrules",
+            ),
+            RouteKind::BackendConfig => {
+                ("cloud.google.com", "v1", "BackendConfig", "backendconfigs")
+            }
+            RouteKind::IngressRoute => ("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes"),
+        }
+    }
+}
+
+/// A routing kind that was not read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    /// e.g. `httproutes.gateway.networking.k8s.io` or `ingresses.networking.k8s.io`
+    pub resource: String,
+    pub reason: SkipReason,
+    /// The API's own message.
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SkipReason {
+    /// 404: the CRD is not installed. No finding; listed under `skipped`.
+    NotInstalled,
+    /// 403: RBAC forbids the list. Becomes WSA037.
+    Forbidden,
+}
+
+/// What the probes saw. Each field is `None` when that probe was not run.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observations {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_pod: Option<Vec<PodProbe>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Vec<PodLog>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<UrlRun>,
+}
+
+/// One pod tested over port-forward (`per-pod`).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodProbe {
+    pub pod: String,
+    pub node: Option<String>,
+    pub port: u16,
+    pub ready: bool,
+    pub attempted: u32,
+    pub ok: u32,
+    pub failed: u32,
+    /// The first error, as the API or the kubelet worded it.
+    pub error: Option<String>,
+    pub handshake_ms: Option<Percentiles>,
+    pub echo_ms: Option<Percentiles>,
+    pub identity: Identity,
+    /// `Active connections` read from the pod's log while the test held `ok` open.
+    pub logged_active_during: Option<u64>,
+    /// The same, read before the test opened anything.
+    pub logged_active_before: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+}
+
+/// Whose hello message came back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "pod")]
+pub enum Identity {
+    /// The hello named the pod we forwarded to.
+    Matches,
+    /// The hello named another pod.
+    Other(String),
+    /// No hello (or no `pod` field) was received.
+    #[default]
+    None,
+}
+
+/// One pod's latest `Active connections: N` line (`logs`).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodLog {
+    pub pod: String,
+    pub node: Option<String>,
+    /// Pod start time (RFC 3339), to tell old pods from young ones.
+    pub started: Option<String>,
+    pub active: Option<u64>,
+    /// When the line was logged (RFC 3339), from `timestamps=true`.
+    pub logged_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Simulated clients through a URL (`spread`).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlRun {
+    pub url: String,
+    pub clients: Vec<UrlClient>,
+    pub cookies: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlClient {
+    pub client: u32,
+    /// Pod name (or "unknown") for each connection, in the order opened.
+    pub pods: Vec<String>,
+    pub failed: u32,
+    pub error: Option<String>,
+}
