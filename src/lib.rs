@@ -3,5 +3,6 @@
 //! Pipeline (DESIGN.md): target → gather (kube API, read-only) → [`snapshot::Snapshot`]
 //! → diagnose (pure) → [`report::Report`] → render. Probes add [`snapshot::Observations`].
 
+pub mod probe;
 pub mod report;
 pub mod snapshot;
