@@ -1,0 +1,204 @@
+//! The listener: accept loop, connection limit, shutdown and drain.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::time::{sleep, timeout};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::connection::websocket_config;
+use crate::http::route;
+use crate::metrics::{Metrics, RejectReason};
+use crate::shutdown::Shutdown;
+
+/// Sockets allowed in the HTTP phase on top of `--max-connections`, so that
+/// health checks, metrics and the 503 answers still get through at the limit.
+const HTTP_HEADROOM: usize = 256;
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) metrics: Metrics,
+    pub(crate) shutdown: Shutdown,
+    /// One permit per open WebSocket connection.
+    pub(crate) websocket_slots: Arc<Semaphore>,
+    pub(crate) websocket_config: WebSocketConfig,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Serves WebSocket and HTTP on `listener` until `shutdown` resolves, then
+/// drains: `/readyz` turns 503, the listener closes, every open connection
+/// gets close code 1001, and open connections get up to
+/// `config.drain_timeout` to finish. Returns once drained (or timed out).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let (notice_tx, notice_rx) = watch::channel(false);
+    let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+    let shared = Arc::new(Shared {
+        websocket_slots: Arc::new(Semaphore::new(config.max_connections)),
+        websocket_config: websocket_config(config.max_message_size),
+        metrics: Metrics::default(),
+        shutdown: Shutdown::new(notice_rx),
+        next_id: AtomicU64::new(1),
+        config,
+    });
+    let sockets = Arc::new(Semaphore::new(
+        shared.config.max_connections.saturating_add(HTTP_HEADROOM),
+    ));
+    let ident = &shared.config.identity;
+    info!(
+        "websocket-server pod={} namespace={} node={} ip={} max_connections={} max_message_size={}",
+        ident.pod,
+        ident.namespace,
+        ident.node,
+        ident.ip,
+        shared.config.max_connections,
+        shared.config.max_message_size
+    );
+    info!("listening on {addr}");
+
+    tokio::spawn(report(shared.clone()));
+    let mut http = http1::Builder::new();
+    http.keep_alive(true);
+
+    tokio::pin!(shutdown);
+    loop {
+        // Permit before accept: the socket limit can never be overshot.
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = sockets.clone().acquire_owned() => permit?,
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = accept(&listener) => accepted,
+        };
+        let conn = HttpConnection {
+            shared: shared.clone(),
+            shutdown: shared.shutdown.clone(),
+            drain: drain_tx.clone(),
+            _permit: permit,
+        };
+        tokio::spawn(conn.serve(http.clone(), stream, peer));
+    }
+
+    let open = shared.metrics.active();
+    info!("shutdown: /readyz now answers 503; closing the listener on {addr}");
+    let _ = notice_tx.send(true);
+    drop(listener);
+    let drain_timeout = shared.config.drain_timeout;
+    info!(
+        "shutdown: sending close code 1001 to {open} open connections; waiting up to {:.1}s for them to finish",
+        drain_timeout.as_secs_f64()
+    );
+    drop(drain_tx);
+    match timeout(drain_timeout, drain_rx.recv()).await {
+        Ok(_) => info!("shutdown: all connections closed"),
+        Err(_) => warn!(
+            "shutdown: drain timeout after {:.1}s; {} connections still open",
+            drain_timeout.as_secs_f64(),
+            shared.metrics.active()
+        ),
+    }
+    info!("shutdown complete");
+    Ok(())
+}
+
+/// Accepts the next connection, riding out errors such as running out of
+/// file descriptors.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                error!("accept failed: {e}; retrying in {}ms", backoff.as_millis());
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// A TCP connection in its HTTP phase (before any upgrade).
+struct HttpConnection {
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+    drain: mpsc::Sender<()>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HttpConnection {
+    async fn serve(mut self, http: http1::Builder, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let shared = self.shared.clone();
+        let drain = self.drain.clone();
+        let service = service_fn(move |req| route(req, shared.clone(), drain.clone()));
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        let deadline = sleep(self.shared.config.handshake_timeout);
+        tokio::pin!(deadline);
+        let mut graceful = false;
+        loop {
+            tokio::select! {
+                done = conn.as_mut() => {
+                    if let Err(e) = done {
+                        debug!(%peer, "http connection ended: {e}");
+                    }
+                    return;
+                }
+                _ = &mut deadline => {
+                    self.shared.metrics.rejected(RejectReason::HandshakeTimeout);
+                    debug!(%peer, "dropping connection: no upgrade within the handshake timeout");
+                    return;
+                }
+                _ = self.shutdown.wait(), if !graceful => {
+                    // Finish the request in flight (if any), then close.
+                    conn.as_mut().graceful_shutdown();
+                    graceful = true;
+                }
+            }
+        }
+    }
+}
+
+/// Repeats `Active connections: N` every `--report-interval` while N > 0.
+async fn report(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let every = shared.config.report_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {
+                let n = shared.metrics.active();
+                if n > 0 {
+                    info!("Active connections: {n}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Helpers shared by the integration tests: start the server in-process or as
+//! the real binary, connect clients, read log lines.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use websocket_server::{Config, Identity};
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Upper bound for anything a test waits for.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A server running inside the test process.
+pub struct InProcess {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    pub async fn start(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(websocket_server::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        InProcess {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Triggers shutdown without waiting for the drain.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        timeout(WAIT, self.task)
+            .await
+            .expect("server drains in time")
+            .expect("server task did not panic")
+            .expect("server returned Ok");
+    }
+}
+
+/// A config with a fixed identity and the given tweaks applied.
+pub fn config() -> Config {
+    Config {
+        identity: Identity {
+            pod: "pod-a".into(),
+            namespace: "ns-a".into(),
+            node: "node-a".into(),
+            ip: "10.0.0.1".into(),
+        },
+        ..Config::default()
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> Client {
+    let (ws, _) = timeout(
+        WAIT,
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws")),
+    )
+    .await
+    .expect("connect in time")
+    .expect("websocket handshake");
+    ws
+}
+
+/// Connects and returns the client with its parsed hello.
+pub async fn connect_hello(addr: SocketAddr) -> (Client, serde_json::Value) {
+    let mut ws = connect(addr).await;
+    let hello = next_text(&mut ws).await;
+    let hello = serde_json::from_str(&hello).expect("hello is JSON");
+    (ws, hello)
+}
+
+/// The next data message as text (pings are skipped).
+pub async fn next_text(ws: &mut Client) -> String {
+    match next_data(ws).await {
+        Message::Text(t) => t.to_string(),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+/// The next message that is not a ping or pong.
+pub async fn next_data(ws: &mut Client) -> Message {
+    loop {
+        let message = timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("connection still open")
+            .expect("no protocol error");
+        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+            return message;
+        }
+    }
+}
+
+/// Reads until the server's close frame and returns its code.
+pub async fn close_code(ws: &mut Client) -> u16 {
+    loop {
+        match timeout(WAIT, ws.next()).await.expect("close in time") {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("connection failed before a close frame: {e}"),
+            None => panic!("connection ended without a close frame"),
+        }
+    }
+}
+
+pub async fn send_text(ws: &mut Client, text: &str) {
+    ws.send(Message::text(text.to_string()))
+        .await
+        .expect("send text");
+}
+
+/// A raw HTTP/1.1 exchange: returns the status code and the whole response.
+pub async fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut response = Vec::new();
+    let _ = timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("response in time");
+    let response = String::from_utf8_lossy(&response).to_string();
+    (status_of(&response), response)
+}
+
+pub fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
+}
+
+/// `GET path` with `Connection: close`.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    raw_http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// The value of one Prometheus series from `/metrics`.
+pub async fn metric(addr: SocketAddr, series: &str) -> u64 {
+    let (status, body) = get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in {body}"))
+}
+
+/// Polls `/metrics` until the series reaches `want` (bounded).
+pub async fn wait_metric(addr: SocketAddr, series: &str, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = metric(addr, series).await;
+        if value == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} stayed at {value}, expected {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The real `websocket-server` binary, with its stdout as a line stream.
+pub struct Binary {
+    pub child: Child,
+    pub addr: SocketAddr,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Every line read so far.
+    pub log: Vec<String>,
+}
+
+impl Binary {
+    pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_websocket-server"));
+        command
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(args)
+            .env_remove("PORT")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start websocket-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut binary = Binary {
+            child,
+            addr: "127.0.0.1:0".parse().expect("placeholder address"),
+            lines,
+            log: Vec::new(),
+        };
+        let line = binary.wait_line(|l| l.contains("listening on ")).await;
+        let addr = line
+            .rsplit("listening on ")
+            .next()
+            .and_then(|rest| rest.split(|c: char| c == '"' || c.is_whitespace()).next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        binary.addr = addr;
+        binary
+    }
+
+    /// Waits for the next line matching `pred` (bounded), keeping all lines.
+    pub async fn wait_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no matching log line; log so far:\n{}", self.log.join("\n"))
+                })
+                .unwrap_or_else(|| panic!("server exited; log:\n{}", self.log.join("\n")));
+            self.log.push(line.clone());
+            if pred(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits for the line `Active connections: n`.
+    pub async fn wait_active(&mut self, n: usize) {
+        let want = format!("Active connections: {n}");
+        self.wait_line(|l| {
+            active_count(l).is_some_and(|_| l.contains(&want) && active_count(l) == Some(n))
+        })
+        .await;
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("server still running");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+}
+
+/// N from a line containing `Active connections: N`.
+pub fn active_count(line: &str) -> Option<usize> {
+    let rest = line.split("Active connections: ").nth(1)?;
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
