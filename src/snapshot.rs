@@ -150,6 +150,9 @@ pub struct PodProbe {
     pub logged_active_during: Option<u64>,
     /// The same, read before the test opened anything.
     pub logged_active_before: Option<u64>,
+    /// The same, read after every test connection was closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logged_active_after: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -193,6 +196,16 @@ pub struct UrlRun {
     pub url: String,
     pub clients: Vec<UrlClient>,
     pub cookies: bool,
+    /// Connections each client was asked to open (`--connect`).
+    pub connect: u32,
+    /// `--resolve` overrides in effect, as `HOST:PORT:ADDR`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolve: Vec<String>,
+    /// The response header read for the pod name (`--identity-header`).
+    pub identity_header: String,
+    /// The affinity cookie's name, when one was seen (given or detected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity_cookie: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -203,4 +216,23 @@ pub struct UrlClient {
     pub pods: Vec<String>,
     pub failed: u32,
     pub error: Option<String>,
+    /// How each entry of `pods` was attributed, in the same order.
+    pub attributed_by: Vec<Attribution>,
+    /// The local address this client's sockets were bound to (`--source-ip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+}
+
+/// Where a `spread` connection's pod name came from, in order of preference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Attribution {
+    /// The hello message's `pod` field.
+    Hello,
+    /// The identity response header (`--identity-header`, default `X-Pod-Name`).
+    Header,
+    /// The affinity cookie's value.
+    Cookie,
+    /// Nothing named the pod: counted as `unknown`.
+    Unknown,
 }

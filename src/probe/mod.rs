@@ -1,1 +1,2 @@
 pub mod logs;
+pub mod url;
