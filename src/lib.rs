@@ -3,6 +3,13 @@
 //! Pipeline (DESIGN.md): target → gather (kube API, read-only) → [`snapshot::Snapshot`]
 //! → diagnose (pure) → [`report::Report`] → render. Probes add [`snapshot::Observations`].
 
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod gather;
 pub mod probe;
+pub mod render;
 pub mod report;
 pub mod snapshot;
+pub mod target;

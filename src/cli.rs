@@ -1,0 +1,273 @@
+//! Command-line definitions (clap derive). kubectl-style global flags work
+//! before or after the subcommand. Clap types end here: [`Cli::into_config`]
+//! turns them into [`crate::config::Config`].
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::config::{
+    self, CheckConfig, CommandConfig, Config, KubeOptions, OutputFormat, OutputOptions,
+};
+use crate::target::TargetSpec;
+
+const ROOT_EXAMPLES: &str = "\
+Examples:
+  # Why do all my connections land on one pod?
+  kubectl wsaffinity check svc/dev-websocket-server
+
+  # The namespace's only Service, as JSON
+  kubectl wsaffinity check -n dev -o json
+
+  # What a finding means
+  kubectl wsaffinity check --explain WSA030";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  # A Service by name (svc/, service/ or a bare name)
+  kubectl wsaffinity check svc/dev-websocket-server
+  kubectl wsaffinity check dev-websocket-server -n dev
+
+  # The Service behind an Ingress, or the one that selects a Deployment's pods
+  kubectl wsaffinity check ingress/dev-websocket-server
+  kubectl wsaffinity check deploy/dev-websocket-server
+
+  # The namespace's only Service, with more columns; log every API call
+  kubectl wsaffinity check -o wide -v
+
+  # Machine-readable output (exit code 1 when a finding is an error)
+  kubectl wsaffinity check svc/web -o json
+
+  # The long explanation of a finding code, like rustc --explain
+  kubectl wsaffinity check --explain WSA030";
+
+/// Explains why WebSocket connections are not spread across pods.
+///
+/// Reads the Service, its EndpointSlices, and the Ingresses and routes in front
+/// of it, then explains path by path where new connections land and why.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-wsaffinity",
+    bin_name = "kubectl wsaffinity",
+    version,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_help = ROOT_EXAMPLES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand shares, spelled as kubectl spells them.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Namespace of the target (default: the kubeconfig context's namespace)
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Kubeconfig context to use (default: current-context)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Output format
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputArg::Text, value_name = "FORMAT")]
+    pub output: OutputArg,
+
+    /// Never colour the output (NO_COLOR is honoured too; colour is only used on a terminal)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Log each API call (method, path, status, time) to stderr; repeat for more detail
+    #[arg(short = 'v', long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Time to wait for each API request, e.g. 5s, 1m ("0" = no timeout)
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = config::parse_duration)]
+    pub request_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    /// Sections and tables
+    Text,
+    /// Text with more columns
+    Wide,
+    /// One JSON object (the output contract)
+    Json,
+    /// The same object as YAML
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read the routing in front of a Service and explain, path by path, why traffic is or is not spread
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// svc/NAME, ingress/NAME, deploy/NAME or a Service NAME (default: the namespace's only Service)
+    #[arg(value_name = "TARGET", value_parser = parse_target)]
+    pub target: Option<TargetSpec>,
+
+    /// Print the long explanation of a finding code (e.g. WSA030) and exit; reads no cluster
+    #[arg(long, value_name = "CODE")]
+    pub explain: Option<String>,
+}
+
+fn parse_target(s: &str) -> Result<TargetSpec, String> {
+    s.parse()
+        .map_err(|e: crate::target::TargetSyntaxError| e.to_string())
+}
+
+impl Cli {
+    /// Parses `std::env::args_os()`. Usage errors print the usage and exit 2
+    /// (`--help`/`--version` exit 0), as clap does.
+    pub fn parse_args() -> Cli {
+        Self::parse_from_args(std::env::args_os())
+    }
+
+    /// The same, from given arguments (for tests and completion).
+    pub fn parse_from_args<I, T>(args: I) -> Cli
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut matches = Self::command().get_matches_from(args);
+        match Self::from_arg_matches_mut(&mut matches) {
+            Ok(cli) => cli,
+            Err(e) => e.format(&mut Self::command()).exit(),
+        }
+    }
+
+    /// Turns the parsed flags into the validated [`Config`].
+    pub fn into_config(self) -> Config {
+        let g = self.global;
+        let format = match g.output {
+            OutputArg::Text => OutputFormat::Text,
+            OutputArg::Wide => OutputFormat::Wide,
+            OutputArg::Json => OutputFormat::Json,
+            OutputArg::Yaml => OutputFormat::Yaml,
+        };
+        let no_color_env = std::env::var_os("NO_COLOR");
+        let color = config::color_enabled(
+            g.no_color,
+            no_color_env.as_deref(),
+            std::io::stdout().is_terminal(),
+        );
+        let command = match self.command {
+            Command::Check(args) => CommandConfig::Check(CheckConfig {
+                target: args.target.unwrap_or(TargetSpec::OnlyService),
+                explain: args.explain,
+            }),
+        };
+        Config {
+            kube: KubeOptions {
+                kubeconfig: g.kubeconfig,
+                context: g.context,
+                namespace: g.namespace,
+                // kubectl's "0": no timeout.
+                request_timeout: Some(g.request_timeout).filter(|d| !d.is_zero()),
+            },
+            output: OutputOptions { format, color },
+            verbose: g.verbose,
+            command,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn try_parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(args)
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn globals_work_after_the_subcommand() {
+        let cli = try_parse(&[
+            "kubectl-wsaffinity",
+            "check",
+            "svc/a",
+            "-n",
+            "dev",
+            "-o",
+            "json",
+            "-vv",
+            "--context",
+            "c",
+        ])
+        .expect("parse");
+        let cfg = cli.into_config();
+        assert_eq!(cfg.kube.namespace.as_deref(), Some("dev"));
+        assert_eq!(cfg.kube.context.as_deref(), Some("c"));
+        assert_eq!(cfg.output.format, OutputFormat::Json);
+        assert_eq!(cfg.verbose, 2);
+        let CommandConfig::Check(check) = cfg.command;
+        assert_eq!(check.target, TargetSpec::Service("a".into()));
+    }
+
+    #[test]
+    fn globals_work_before_the_subcommand() {
+        let cli = try_parse(&[
+            "kubectl-wsaffinity",
+            "--kubeconfig",
+            "/k",
+            "--request-timeout",
+            "5s",
+            "check",
+        ])
+        .expect("parse");
+        let cfg = cli.into_config();
+        assert_eq!(cfg.kube.kubeconfig, Some(PathBuf::from("/k")));
+        assert_eq!(cfg.kube.request_timeout, Some(Duration::from_secs(5)));
+        let CommandConfig::Check(check) = cfg.command;
+        assert_eq!(check.target, TargetSpec::OnlyService);
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        for args in [
+            vec!["kubectl-wsaffinity", "check", "--bogus"],
+            vec!["kubectl-wsaffinity", "check", "-o", "xml"],
+            vec!["kubectl-wsaffinity", "check", "pod/x"],
+            vec!["kubectl-wsaffinity", "check", "--request-timeout", "soon"],
+            vec!["kubectl-wsaffinity", "nope"],
+        ] {
+            let err = try_parse(&args).expect_err("usage error");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn usage_names_kubectl_wsaffinity() {
+        let help = Cli::command().render_help().to_string();
+        assert!(
+            help.contains("kubectl wsaffinity [OPTIONS] <COMMAND>"),
+            "{help}"
+        );
+        let mut cmd = Cli::command();
+        cmd.build();
+        let check = cmd.find_subcommand_mut("check").expect("check");
+        let help = check.render_help().to_string();
+        assert!(help.contains("kubectl wsaffinity check"), "{help}");
+        assert!(help.contains("Examples:"), "{help}");
+    }
+}

@@ -1,0 +1,195 @@
+//! The validated configuration every command runs with.
+//!
+//! `cli` turns clap's raw arguments into these types; nothing past this point
+//! sees a flag. Pure parsing helpers (`--request-timeout`, colour choice) live
+//! here so they can be unit-tested without clap.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::target::TargetSpec;
+
+/// Everything one invocation needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub kube: KubeOptions,
+    pub output: OutputOptions,
+    /// `-v` count: 0 quiet, 1 API calls, 2 kube-rs debug, 3 trace.
+    pub verbose: u8,
+    pub command: CommandConfig,
+}
+
+/// Which cluster, as user, in which namespace (the kubectl flags).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KubeOptions {
+    /// `--kubeconfig PATH`. Without it `KUBECONFIG` (a list of files) or `~/.kube/config` is read.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context NAME`; default: the kubeconfig's current-context.
+    pub context: Option<String>,
+    /// `-n NAMESPACE`; default: the context's namespace, else `default`.
+    pub namespace: Option<String>,
+    /// `--request-timeout`; `None` = no timeout (kubectl's "0").
+    pub request_timeout: Option<Duration>,
+}
+
+/// How the result is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputOptions {
+    pub format: OutputFormat,
+    /// ANSI colours: on a TTY only, never with `--no-color` or `NO_COLOR`.
+    pub color: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    /// Text with extra columns.
+    Wide,
+    Json,
+    Yaml,
+}
+
+impl OutputFormat {
+    pub fn is_text(self) -> bool {
+        matches!(self, OutputFormat::Text | OutputFormat::Wide)
+    }
+}
+
+/// One subcommand and its own options.
+#[derive(Clone, Debug)]
+pub enum CommandConfig {
+    Check(CheckConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub target: TargetSpec,
+    /// `--explain CODE`: print the long explanation and touch no cluster.
+    pub explain: Option<String>,
+}
+
+/// Parses a kubectl-style `--request-timeout`: `0` (no timeout), a bare
+/// number of seconds, or one or more `<number><unit>` parts with units
+/// `ms`, `s`, `m`, `h` (`1m30s`, `500ms`, `1.5s`).
+pub fn parse_request_timeout(s: &str) -> Result<Option<Duration>, String> {
+    let d = parse_duration(s)?;
+    Ok(if d.is_zero() { None } else { Some(d) })
+}
+
+/// Parses `5s`, `1m`, `1h30m`, `250ms`, `1.5s` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let hint = || {
+        format!(
+            "invalid duration `{s}`: use a number of seconds or a value like 5s, 1m, 1h30m, 500ms (0 = no timeout)"
+        )
+    };
+    if s.is_empty() {
+        return Err(hint());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| hint());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(hint)?;
+        if num_len == 0 {
+            return Err(hint());
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| hint())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(hint()),
+        };
+        total += value * factor;
+        rest = &rest[unit_len..];
+    }
+    if !total.is_finite() || total > 365.0 * 24.0 * 3600.0 {
+        return Err(hint());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Colour decision: only on a terminal, never with `--no-color`, never when
+/// `NO_COLOR` is set to a non-empty value (no-color.org).
+pub fn color_enabled(
+    no_color_flag: bool,
+    no_color_env: Option<&OsStr>,
+    stdout_is_tty: bool,
+) -> bool {
+    let env_off = no_color_env.is_some_and(|v| !v.is_empty());
+    stdout_is_tty && !no_color_flag && !env_off
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_means_no_timeout() {
+        assert_eq!(parse_request_timeout("0"), Ok(None));
+        assert_eq!(parse_request_timeout("0s"), Ok(None));
+    }
+
+    #[test]
+    fn kubectl_durations_parse() {
+        assert_eq!(parse_request_timeout("5"), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(
+            parse_request_timeout("5s"),
+            Ok(Some(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            parse_request_timeout("1m"),
+            Ok(Some(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            parse_request_timeout("1h30m"),
+            Ok(Some(Duration::from_secs(5400)))
+        );
+        assert_eq!(
+            parse_request_timeout("1m30s"),
+            Ok(Some(Duration::from_secs(90)))
+        );
+        assert_eq!(
+            parse_request_timeout("500ms"),
+            Ok(Some(Duration::from_millis(500)))
+        );
+        assert_eq!(
+            parse_request_timeout("1.5s"),
+            Ok(Some(Duration::from_millis(1500)))
+        );
+    }
+
+    #[test]
+    fn bad_durations_are_rejected_with_a_hint() {
+        for bad in ["", "s", "5x", "-1", "5 s", "abc", "1..2s", "m5"] {
+            let err = parse_request_timeout(bad).expect_err(bad);
+            assert!(err.contains("5s, 1m"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn colour_only_on_tty_without_opt_out() {
+        assert!(color_enabled(false, None, true));
+        assert!(!color_enabled(false, None, false));
+        assert!(!color_enabled(true, None, true));
+        assert!(!color_enabled(false, Some(OsStr::new("1")), true));
+        // An empty NO_COLOR does not count (no-color.org).
+        assert!(color_enabled(false, Some(OsStr::new("")), true));
+    }
+}
