@@ -11,6 +11,7 @@
 pub mod attribution;
 pub mod cookies;
 pub mod parse;
+pub mod summary;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};

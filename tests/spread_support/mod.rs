@@ -1,0 +1,205 @@
+//! Real peers on loopback for the `spread` tests: companion `websocket-server`
+//! instances (in-process, the `websocket_server` library on 127.0.0.1:0) behind
+//! a real HAProxy (Debian's `haproxy`) configured per test in a temp dir.
+//! Every process is killed when its guard drops; every wait is bounded.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// One companion server, shut down when dropped.
+pub struct Backend {
+    pub pod: String,
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts `websocket-server` on 127.0.0.1:0 as pod `pod`; `hello: false`
+/// gives a server that never names itself.
+pub async fn backend(pod: &str, hello: bool) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = listener.local_addr().expect("backend addr");
+    let config = websocket_server::Config {
+        hello,
+        identity: websocket_server::Identity {
+            pod: pod.to_string(),
+            namespace: "dev".into(),
+            node: "node-1".into(),
+            ip: addr.ip().to_string(),
+        },
+        drain_timeout: Duration::from_secs(1),
+        ..websocket_server::Config::default()
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = websocket_server::run(listener, config, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    Backend {
+        pod: pod.to_string(),
+        addr,
+        stop: Some(tx),
+    }
+}
+
+/// Starts `n` hello-sending backends named `ws-0`, `ws-1`, ...
+pub async fn backends(n: usize) -> Vec<Backend> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        v.push(backend(&format!("ws-{i}"), true).await);
+    }
+    v
+}
+
+/// A free loopback port (bound then released; HAProxy binds it right after).
+pub fn free_port() -> u16 {
+    let l = StdListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("free port addr").port()
+}
+
+/// How the test HAProxy balances.
+#[derive(Clone, Copy, Debug)]
+pub enum Balance {
+    /// `balance roundrobin` + `cookie SERVERID insert indirect nocache`.
+    RoundRobinCookie,
+    /// `balance roundrobin`, no cookie.
+    RoundRobin,
+    /// `balance source`: hash of the client address.
+    Source,
+}
+
+/// A running HAProxy; killed (and reaped) when dropped.
+pub struct Haproxy {
+    pub port: u16,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Haproxy {
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn haproxy_config(port: u16, balance: Balance, servers: &[(String, SocketAddr)]) -> String {
+    let mut cfg = String::new();
+    cfg.push_str(
+        "global\n  maxconn 2000\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  timeout tunnel 60s\n\n",
+    );
+    cfg.push_str(&format!(
+        "frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n"
+    ));
+    match balance {
+        Balance::RoundRobinCookie => {
+            cfg.push_str("  balance roundrobin\n  cookie SERVERID insert indirect nocache\n")
+        }
+        Balance::RoundRobin => cfg.push_str("  balance roundrobin\n"),
+        Balance::Source => cfg.push_str("  balance source\n  hash-type consistent\n"),
+    }
+    for (i, (name, addr)) in servers.iter().enumerate() {
+        let cookie = match balance {
+            Balance::RoundRobinCookie => format!(" cookie s{}", i + 1),
+            _ => String::new(),
+        };
+        cfg.push_str(&format!("  server {name} {addr}{cookie}\n"));
+    }
+    cfg
+}
+
+/// Starts HAProxy in the foreground (`-db`) in front of `backends` and waits
+/// (at most 10 s) until its port accepts connections.
+pub fn haproxy(balance: Balance, backends: &[Backend]) -> Haproxy {
+    let servers: Vec<(String, SocketAddr)> =
+        backends.iter().map(|b| (b.pod.clone(), b.addr)).collect();
+    // A port another test grabbed in between makes HAProxy exit: retry.
+    for _attempt in 0..5 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config_path = dir.path().join("haproxy.cfg");
+        std::fs::write(&config_path, haproxy_config(port, balance, &servers))
+            .expect("write haproxy.cfg");
+        let child = spawn_haproxy(&config_path, dir.path());
+        let mut h = Haproxy {
+            port,
+            child: Some(child),
+            _dir: dir,
+            config_path,
+        };
+        if wait_listening(&mut h, Duration::from_secs(10)) {
+            return h;
+        }
+        h.kill();
+    }
+    panic!("haproxy did not start listening (is Debian's haproxy installed? .ci/run installs it)");
+}
+
+fn spawn_haproxy(config: &Path, dir: &Path) -> Child {
+    let stderr = std::fs::File::create(dir.join("haproxy.log")).expect("haproxy log");
+    Command::new(haproxy_bin())
+        .arg("-db")
+        .arg("-f")
+        .arg(config)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start haproxy (Debian package `haproxy`; .ci/run installs it)")
+}
+
+fn haproxy_bin() -> PathBuf {
+    for p in [
+        "/usr/sbin/haproxy",
+        "/usr/local/sbin/haproxy",
+        "/usr/bin/haproxy",
+    ] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("haproxy")
+}
+
+fn wait_listening(h: &mut Haproxy, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let addr: SocketAddr = ([127, 0, 0, 1], h.port).into();
+    while Instant::now() < deadline {
+        if let Some(child) = h.child.as_mut() {
+            if let Ok(Some(_status)) = child.try_wait() {
+                return false;
+            }
+        }
+        if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
