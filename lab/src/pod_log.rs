@@ -1,0 +1,180 @@
+//! `GET pods/{name}/log`: the pod process's captured output, with the kubelet's
+//! query options, and `follow=true` streaming until the client goes away.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{Response, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::api::ResourcePath;
+use crate::logs::{Limiter, LogBuffer, LogQuery, render};
+use crate::query::Query;
+use crate::respond::{self, Body};
+use crate::state::{State, lock};
+use crate::status::ApiError;
+
+fn parse_num<T: std::str::FromStr>(q: &Query, key: &str) -> Result<Option<T>, ApiError> {
+    match q.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<T>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid value {v:?} for {key}"))),
+    }
+}
+
+fn log_query(q: &Query) -> Result<LogQuery, ApiError> {
+    let tail: Option<i64> = parse_num(q, "tailLines")?;
+    let limit: Option<i64> = parse_num(q, "limitBytes")?;
+    let since: Option<i64> = parse_num(q, "sinceSeconds")?;
+    if since.is_some_and(|s| s < 1) {
+        return Err(ApiError::bad_request(
+            "sinceSeconds: Invalid value: must be greater than 0",
+        ));
+    }
+    if limit.is_some_and(|l| l < 1) {
+        return Err(ApiError::bad_request(
+            "limitBytes: Invalid value: must be greater than 0",
+        ));
+    }
+    if tail.is_some_and(|t| t < 0) {
+        return Err(ApiError::bad_request(
+            "tailLines: Invalid value: must be greater than or equal to 0",
+        ));
+    }
+    let since_time = match q.get("sinceTime") {
+        None => None,
+        Some(t) => Some(
+            t.parse::<jiff::Timestamp>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value {t:?} for sinceTime")))?,
+        ),
+    };
+    Ok(LogQuery {
+        tail_lines: tail.and_then(|t| usize::try_from(t).ok()),
+        limit_bytes: limit.and_then(|l| usize::try_from(l).ok()),
+        since_seconds: since.and_then(|s| u64::try_from(s).ok()),
+        since_time,
+        timestamps: q.flag("timestamps"),
+        follow: q.flag("follow"),
+    })
+}
+
+fn container_names(pod: &Value) -> Vec<String> {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(String::from))
+        .collect()
+}
+
+pub fn handle(state: Arc<State>, p: &ResourcePath, q: &Query) -> Response<Body> {
+    let ns = p.namespace.clone().unwrap_or_default();
+    let name = p.name.clone().unwrap_or_default();
+    let containers = {
+        let store = lock(&state.store);
+        match store.get("", "pods", &ns, &name) {
+            Some(pod) => container_names(pod),
+            None => return respond::error(&ApiError::not_found("", "pods", &name)),
+        }
+    };
+    match q.get("container") {
+        Some(c) if !c.is_empty() && !containers.iter().any(|x| x == c) => {
+            return respond::error(&ApiError::bad_request(format!(
+                "container {c} is not valid for pod {name}"
+            )));
+        }
+        None | Some("") if containers.len() > 1 => {
+            return respond::error(&ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )));
+        }
+        _ => {}
+    }
+    if q.flag("previous") {
+        let c = q
+            .get("container")
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .unwrap_or_else(|| containers.join(""));
+        return respond::error(&ApiError::bad_request(format!(
+            "previous terminated container \"{c}\" in pod \"{name}\" not found"
+        )));
+    }
+    let query = match log_query(q) {
+        Ok(query) => query,
+        Err(e) => return respond::error(&e),
+    };
+    // A pod without a process has an empty (and finished) log.
+    let logs = lock(&state.pods)
+        .get(&(ns, name))
+        .map(|r| r.logs.clone())
+        .unwrap_or_else(|| {
+            let empty = LogBuffer::new(0);
+            empty.close();
+            Arc::new(empty)
+        });
+    let (lines, next) = logs.select(&query, jiff::Timestamp::now());
+    let mut limiter = Limiter::new(query.limit_bytes);
+    let first = limiter.take(render(&lines, query.timestamps));
+    state.counters.add_log_bytes(first.len());
+    if !query.follow {
+        return respond::text(StatusCode::OK, first);
+    }
+    let follow = Follow {
+        rx: logs.subscribe(),
+        logs,
+        next,
+        limiter,
+        timestamps: query.timestamps,
+        state,
+    };
+    let tail = futures::stream::unfold(follow, Follow::next_chunk);
+    let stream = futures::stream::once(async move { first })
+        .chain(tail)
+        .filter(|b| futures::future::ready(!b.is_empty()))
+        .map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(StreamBody::new(stream).boxed_unsync())
+        .unwrap_or_else(|_| respond::text(StatusCode::INTERNAL_SERVER_ERROR, ""))
+}
+
+/// The state of one `follow=true` stream.
+struct Follow {
+    logs: Arc<LogBuffer>,
+    rx: watch::Receiver<(u64, bool)>,
+    next: u64,
+    limiter: Limiter,
+    timestamps: bool,
+    state: Arc<State>,
+}
+
+impl Follow {
+    async fn next_chunk(mut self) -> Option<(Bytes, Self)> {
+        loop {
+            if self.limiter.exhausted() {
+                return None;
+            }
+            // Read `closed` before the lines: lines are appended before the close.
+            let closed = self.rx.borrow_and_update().1;
+            let (lines, next) = self.logs.since_seq(self.next);
+            if !lines.is_empty() {
+                self.next = next;
+                let chunk = self.limiter.take(render(&lines, self.timestamps));
+                self.state.counters.add_log_bytes(chunk.len());
+                return Some((chunk, self));
+            }
+            if closed || self.rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}

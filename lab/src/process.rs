@@ -1,0 +1,207 @@
+//! Pod processes: the real `websocket-server`, one per pod, on a loopback port,
+//! with the downward-API environment; its stdout and stderr are the pod's log.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use crate::logs::LogBuffer;
+use crate::workloads::PodPlan;
+
+const SERVER_BIN: &str = "websocket-server";
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `WSAFFINITY_SERVER_BIN`, else beside the current executable (or its parent dir
+/// for test binaries in `target/*/deps`), else `PATH`.
+pub fn find_server_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("WSAFFINITY_SERVER_BIN") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        bail!("WSAFFINITY_SERVER_BIN={} is not a file", p.display());
+    }
+    let exe_name = format!("{SERVER_BIN}{}", std::env::consts::EXE_SUFFIX);
+    if let Ok(exe) = std::env::current_exe() {
+        let dir = exe.parent().map(Path::to_path_buf);
+        let candidates = dir
+            .iter()
+            .flat_map(|d| [d.join(&exe_name), d.join("..").join(&exe_name)]);
+        for c in candidates {
+            if c.is_file() {
+                return Ok(c);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let c = dir.join(&exe_name);
+            if c.is_file() {
+                return Ok(c);
+            }
+        }
+    }
+    bail!(
+        "the pod server binary `{SERVER_BIN}` was not found (looked at $WSAFFINITY_SERVER_BIN, \
+         next to the current executable, and on PATH); run `cargo build -p websocket-server` first"
+    )
+}
+
+/// A started pod process.
+pub struct PodProcess {
+    pub child: Child,
+    pub backend: SocketAddr,
+}
+
+/// Make the child die with the lab even if the lab is SIGKILLed (Linux only).
+/// PDEATHSIG fires when the *thread* that forked exits, so spawn from a runtime
+/// worker or the main thread, never from a short-lived blocking-pool thread.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: getpid is async-signal-safe and has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("lab exited while starting a pod"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
+/// The address in a `... listening on 127.0.0.1:PORT` line.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    addr.parse().ok()
+}
+
+fn pump<R: AsyncRead + Unpin + Send + 'static>(
+    reader: R,
+    logs: Arc<LogBuffer>,
+    mut ready: Option<oneshot::Sender<SocketAddr>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    if let Some(addr) = parse_listening(&line)
+                        && let Some(tx) = ready.take()
+                    {
+                        let _ = tx.send(addr);
+                    }
+                    logs.append(&line);
+                }
+            }
+        }
+    })
+}
+
+/// Start the pod's server and wait until it reports its address.
+pub async fn spawn(bin: &Path, plan: &PodPlan, logs: Arc<LogBuffer>) -> anyhow::Result<PodProcess> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--port", "0", "--bind", "127.0.0.1"])
+        .args(&plan.server_args)
+        .env("POD_NAME", &plan.name)
+        .env("POD_NAMESPACE", &plan.namespace)
+        .env("NODE_NAME", &plan.node)
+        .env("POD_IP", &plan.pod_ip)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    die_with_parent(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {} for pod {}", bin.display(), plan.name))?;
+    let (tx, rx) = oneshot::channel();
+    let out = child.stdout.take().map(|o| pump(o, logs.clone(), Some(tx)));
+    let (tx_err, rx_err) = oneshot::channel();
+    let err = child
+        .stderr
+        .take()
+        .map(|e| pump(e, logs.clone(), Some(tx_err)));
+    // When both pipes end the container has exited: followers of its log stop.
+    let closer = logs.clone();
+    tokio::spawn(async move {
+        for h in [out, err].into_iter().flatten() {
+            let _ = h.await;
+        }
+        closer.close();
+    });
+    let first = async {
+        tokio::select! {
+            Ok(a) = rx => Some(a),
+            Ok(a) = rx_err => Some(a),
+            else => None,
+        }
+    };
+    match tokio::time::timeout(START_TIMEOUT, first).await {
+        Ok(Some(backend)) => Ok(PodProcess { child, backend }),
+        Ok(None) => {
+            let (lines, _) = logs.since_seq(0);
+            let tail: String = lines
+                .iter()
+                .rev()
+                .take(5)
+                .rev()
+                .map(|l| l.text.as_str())
+                .collect();
+            bail!(
+                "pod {} server exited before listening; its output:\n{tail}",
+                plan.name
+            )
+        }
+        Err(_) => {
+            let _ = child.start_kill();
+            bail!(
+                "pod {} server did not print `listening on` within {START_TIMEOUT:?}",
+                plan.name
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_lines() {
+        assert_eq!(
+            parse_listening("2026-11-26T23:40:01.123Z INFO listening on 127.0.0.1:4567"),
+            Some("127.0.0.1:4567".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listening("{\"message\":\"listening on 127.0.0.1:80\"}"),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!(parse_listening("nothing"), None);
+    }
+}

@@ -1,0 +1,66 @@
+//! The listener: HTTP/1.1 (optionally TLS) on loopback, one task per connection,
+//! with upgrades for port-forward; stops on the shutdown signal.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api;
+use crate::state::State;
+
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (tcp, _) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => connection(stream, state, shutdown).await,
+                    Err(e) => tracing::debug!("TLS handshake: {e}"),
+                },
+                None => connection(tcp, state, shutdown).await,
+            }
+        });
+    }
+}
+
+async fn connection<S>(io: S, state: Arc<State>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(api::handle(state, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    tokio::select! {
+        r = conn => if let Err(e) = r { tracing::debug!("connection: {e}") },
+        _ = shutdown.changed() => {}
+    }
+}
