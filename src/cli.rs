@@ -126,6 +126,24 @@ pub struct CheckArgs {
     pub explain: Option<String>,
 }
 
+/// The usage line of the subcommand named in `args` (else the top level).
+fn usage_for(args: &[std::ffi::OsString]) -> String {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let sub = args
+        .iter()
+        .skip(1)
+        .find_map(|a| names.iter().find(|n| a.to_str() == Some(n.as_str())));
+    match sub.and_then(|n| cmd.find_subcommand_mut(n)) {
+        Some(sc) => sc.render_usage().to_string(),
+        None => cmd.render_usage().to_string(),
+    }
+}
+
 fn parse_target(s: &str) -> Result<TargetSpec, String> {
     s.parse()
         .map_err(|e: crate::target::TargetSyntaxError| e.to_string())
@@ -138,16 +156,34 @@ impl Cli {
         Self::parse_from_args(std::env::args_os())
     }
 
-    /// The same, from given arguments (for tests and completion).
+    /// The same, from given arguments (for tests and completion). Every
+    /// usage error ends with the usage line of the subcommand in question.
     pub fn parse_from_args<I, T>(args: I) -> Cli
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let mut matches = Self::command().get_matches_from(args);
-        match Self::from_arg_matches_mut(&mut matches) {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let result = Self::command()
+            .try_get_matches_from(&args)
+            .and_then(|mut m| Self::from_arg_matches_mut(&mut m));
+        match result {
             Ok(cli) => cli,
-            Err(e) => e.format(&mut Self::command()).exit(),
+            Err(e) => {
+                use clap::error::ErrorKind;
+                if matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelp
+                        | ErrorKind::DisplayVersion
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) || e.to_string().contains("Usage:")
+                {
+                    e.exit()
+                }
+                let _ = e.print();
+                eprintln!("\n{}", usage_for(&args));
+                std::process::exit(e.exit_code())
+            }
         }
     }
 
@@ -254,6 +290,20 @@ mod tests {
             let err = try_parse(&args).expect_err("usage error");
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn usage_for_names_the_subcommand() {
+        let args: Vec<std::ffi::OsString> = ["x", "-n", "a", "check", "-o", "xml"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(
+            usage_for(&args),
+            "Usage: kubectl wsaffinity check [OPTIONS] [TARGET]"
+        );
+        let args: Vec<std::ffi::OsString> = ["x", "--bogus"].iter().map(Into::into).collect();
+        assert!(usage_for(&args).starts_with("Usage: kubectl wsaffinity [OPTIONS] <COMMAND>"));
     }
 
     #[test]

@@ -200,6 +200,7 @@ pub fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)
+        .with_level(verbose >= 2)
         .with_ansi(false)
         .try_init();
 }

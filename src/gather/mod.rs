@@ -57,7 +57,7 @@ pub async fn snapshot(kube: &Kube, spec: &TargetSpec) -> Result<Snapshot, Gather
     snap.custom = custom;
     snap.skipped.extend(skipped);
     for s in &snap.skipped {
-        tracing::info!(target: "kubectl_wsaffinity::api", "skipped {}: {:?}: {}", s.resource, s.reason, s.message);
+        tracing::debug!(target: "kubectl_wsaffinity::api", "skipped {}: {:?}: {}", s.resource, s.reason, s.message);
     }
     Ok(snap)
 }
