@@ -10,6 +10,7 @@
 
 pub mod attribution;
 pub mod cookies;
+pub mod derive;
 pub mod parse;
 pub mod summary;
 pub mod tls;
@@ -390,10 +391,8 @@ async fn connect_tcp(opts: &UrlOptions, source: Option<IpAddr>) -> Result<TcpStr
     let mut last = String::new();
     let mut tried = 0;
     for addr in addrs {
-        if let Some(src) = source {
-            if src.is_ipv4() != addr.is_ipv4() {
-                continue;
-            }
+        if source.is_some_and(|src| src.is_ipv4() != addr.is_ipv4()) {
+            continue;
         }
         tried += 1;
         match connect_addr(addr, source).await {

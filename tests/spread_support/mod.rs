@@ -191,10 +191,10 @@ fn wait_listening(h: &mut Haproxy, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let addr: SocketAddr = ([127, 0, 0, 1], h.port).into();
     while Instant::now() < deadline {
-        if let Some(child) = h.child.as_mut() {
-            if let Ok(Some(_status)) = child.try_wait() {
-                return false;
-            }
+        if let Some(child) = h.child.as_mut()
+            && let Ok(Some(_status)) = child.try_wait()
+        {
+            return false;
         }
         if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return true;

@@ -23,15 +23,15 @@ pub fn attribute(clues: &Clues) -> (String, AttributedBy) {
     if let Some(pod) = clues.first_message.as_deref().and_then(hello_pod) {
         return (pod, AttributedBy::Hello);
     }
-    if let Some(h) = clues.identity_header.as_deref().map(str::trim) {
-        if !h.is_empty() {
-            return (h.to_string(), AttributedBy::Header);
-        }
+    if let Some(h) = clues.identity_header.as_deref().map(str::trim)
+        && !h.is_empty()
+    {
+        return (h.to_string(), AttributedBy::Header);
     }
-    if let Some(c) = clues.affinity_cookie.as_deref().map(str::trim) {
-        if !c.is_empty() {
-            return (c.to_string(), AttributedBy::Cookie);
-        }
+    if let Some(c) = clues.affinity_cookie.as_deref().map(str::trim)
+        && !c.is_empty()
+    {
+        return (c.to_string(), AttributedBy::Cookie);
     }
     (UNKNOWN.to_string(), AttributedBy::Unknown)
 }
@@ -41,10 +41,10 @@ pub fn attribute(clues: &Clues) -> (String, AttributedBy) {
 pub fn hello_pod(text: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     let obj = v.as_object()?;
-    if let Some(t) = obj.get("type") {
-        if t.as_str() != Some("hello") {
-            return None;
-        }
+    if let Some(t) = obj.get("type")
+        && t.as_str() != Some("hello")
+    {
+        return None;
     }
     let pod = obj.get("pod")?.as_str()?.trim();
     if pod.is_empty() {

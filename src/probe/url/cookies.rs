@@ -191,11 +191,7 @@ pub fn parse_set_cookie(
                     cookie.include_subdomains = true;
                 }
             }
-            "path" => {
-                if v.starts_with('/') {
-                    cookie.path = v.to_string();
-                }
-            }
+            "path" if v.starts_with('/') => cookie.path = v.to_string(),
             "secure" => cookie.secure = true,
             _ => {}
         }

@@ -1,0 +1,200 @@
+//! `kubectl wsaffinity spread`: K simulated clients through a URL (usually
+//! the Ingress), each connection attributed to a pod, then explained with a
+//! `check` snapshot of the target when the cluster can be read.
+//!
+//! Flow: URL (given, or derived from the target's Ingress) → snapshot
+//! (optional with `--url`) → [`run_clients`] → diagnose → render.
+//! Errors (`Err`, exit 2): no URL can be derived, or not one connection
+//! succeeded (the first error names the cause).
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+
+use crate::client;
+use crate::config::{Config, OutputFormat};
+use crate::gather;
+use crate::probe::url::derive::url_from_ingresses;
+use crate::probe::url::summary::summarize;
+use crate::probe::url::{ResolveEntry, UrlOptions, WsUrl, run_clients};
+use crate::render;
+use crate::report::Report;
+use crate::snapshot::{Observations, Snapshot};
+use crate::target::TargetSpec;
+
+/// The validated `spread` options.
+#[derive(Clone, Debug)]
+pub struct SpreadConfig {
+    /// `None`: the namespace's only Service.
+    pub target: Option<TargetSpec>,
+    /// `None`: derived from the target's Ingress.
+    pub url: Option<WsUrl>,
+    pub clients: u32,
+    pub connect: u32,
+    pub resolve: Vec<ResolveEntry>,
+    pub insecure: bool,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub source_ips: Vec<IpAddr>,
+    pub identity_header: HeaderName,
+    pub affinity_cookie: Option<String>,
+    pub cookies: bool,
+    /// Per connection: TCP + TLS + handshake.
+    pub timeout: Duration,
+    /// How long to hold every connection open once all are up.
+    pub hold: Duration,
+}
+
+impl SpreadConfig {
+    /// The engine options for `url`.
+    pub fn options(&self, url: WsUrl) -> UrlOptions {
+        let mut o = UrlOptions::new(url);
+        o.clients = self.clients;
+        o.connect = self.connect;
+        o.resolve = self.resolve.clone();
+        o.insecure = self.insecure;
+        o.headers = self.headers.clone();
+        o.source_ips = self.source_ips.clone();
+        o.identity_header = self.identity_header.clone();
+        o.affinity_cookie = self.affinity_cookie.clone();
+        o.cookies = self.cookies;
+        o.timeout = self.timeout;
+        o.hello_wait = self.timeout.min(Duration::from_millis(1500));
+        o.hold = self.hold;
+        o
+    }
+}
+
+/// With `--url`, the cluster is optional: this bounds the attempt to read it.
+const OPTIONAL_SNAPSHOT_BUDGET: Duration = Duration::from_secs(5);
+
+pub async fn run(
+    config: &Config,
+    spread: &SpreadConfig,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let target = spread.target.clone().unwrap_or(TargetSpec::OnlyService);
+    let (url, snapshot, ingress, cluster_note) = match &spread.url {
+        Some(url) => {
+            let budget = config
+                .kube
+                .request_timeout
+                .map_or(OPTIONAL_SNAPSHOT_BUDGET, |t| {
+                    t.min(OPTIONAL_SNAPSHOT_BUDGET)
+                });
+            let snap = match tokio::time::timeout(budget, read_snapshot(config, &target)).await {
+                Ok(Ok(s)) if s.service.is_some() => Ok(s),
+                Ok(Ok(s)) => Err(format!(
+                    "`{}` was not found in namespace {}",
+                    s.requested, s.namespace
+                )),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {} s", budget.as_secs())),
+            };
+            match snap {
+                Ok(s) => (url.clone(), Some(s), None, None),
+                Err(why) => (url.clone(), None, None, Some(why)),
+            }
+        }
+        None => {
+            let snap = read_snapshot(config, &target)
+                .await
+                .context("without --url the URL comes from the target's Ingress, so the cluster must be readable")?;
+            let derived = url_from_ingresses(&snap).map_err(anyhow::Error::msg)?;
+            (derived.url, Some(snap), Some(derived.ingress), None)
+        }
+    };
+
+    let opts = spread.options(url);
+    let run = run_clients(&opts).await;
+    let succeeded: usize = run.clients.iter().map(|c| c.pods.len()).sum();
+    if succeeded == 0 {
+        let first = run
+            .clients
+            .iter()
+            .find_map(|c| c.error.clone())
+            .unwrap_or_else(|| "no connection was attempted (--clients or --connect is 0)".into());
+        bail!("no connection through {} succeeded: {first}", run.url);
+    }
+
+    let known_pods: Vec<String> = snapshot.as_ref().map(ready_pods).unwrap_or_default();
+    let spread_summary = summarize(&run, &known_pods);
+    let observations = Observations {
+        url: Some(run.clone()),
+        ..Observations::default()
+    };
+    let report = match &snapshot {
+        Some(s) => diagnose::diagnose(s, &observations, Some(target.to_ref())),
+        None => Report {
+            observations,
+            ..Report::default()
+        },
+    };
+
+    match config.output.format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            render::report(out, &report, &config.output, config.verbose > 0)
+                .context("writing the report")?;
+        }
+        OutputFormat::Text | OutputFormat::Wide => {
+            render::spread::write(
+                out,
+                &run,
+                &spread_summary,
+                ingress.as_deref(),
+                config.output.color,
+            )
+            .context("writing the report")?;
+            if snapshot.is_some() {
+                writeln!(out).context("writing the report")?;
+                render::report(out, &report, &config.output, config.verbose > 0)
+                    .context("writing the report")?;
+            } else if let Some(why) = cluster_note {
+                writeln!(
+                    out,
+                    "\n  Cluster not read ({why}): no findings. Pass TARGET and -n/--context so WSA064-WSA066 can explain the result."
+                )
+                .context("writing the report")?;
+            }
+        }
+    }
+    out.flush().context("writing the report")?;
+    Ok(report.exit_code())
+}
+
+async fn read_snapshot(config: &Config, target: &TargetSpec) -> anyhow::Result<Snapshot> {
+    let kube = client::connect(&config.kube).await?;
+    Ok(gather::snapshot(&kube, target).await?)
+}
+
+/// Names of the ready endpoint pods, for the zero columns of the matrix.
+fn ready_pods(s: &Snapshot) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .endpoint_slices
+        .iter()
+        .flat_map(|sl| sl.endpoints.iter())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .filter_map(|e| e.target_ref.as_ref().and_then(|t| t.name.clone()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+// TEMPORARY stub until src/diagnose lands (same signature as check.rs uses); deleted then.
+mod diagnose {
+    use crate::report::Report;
+    use crate::snapshot::{Observations, Snapshot, TargetRef};
+
+    pub fn diagnose(snapshot: &Snapshot, obs: &Observations, target: Option<TargetRef>) -> Report {
+        Report {
+            target,
+            namespace: snapshot.namespace.clone(),
+            skipped: snapshot.skipped.clone(),
+            observations: obs.clone(),
+            ..Default::default()
+        }
+    }
+}
