@@ -1,0 +1,332 @@
+//! The pure diagnose engine: `(Snapshot, Observations) -> Report`.
+//!
+//! No I/O, no clock, no kube client. [`Ctx`] is built once (service, endpoint
+//! rows, parsed routes); each rule family is a file with one small function
+//! per code; the verdict and the paths table are built from the result.
+
+pub mod annotations;
+mod catalog;
+mod controllers;
+mod endpoints;
+mod ingress_nginx;
+mod paths;
+mod probe;
+mod routes;
+mod service;
+mod target;
+mod verdict;
+
+#[cfg(test)]
+mod fixtures;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+
+use crate::report::{EndpointRow, Finding, PortRow, Report, ServiceSummary};
+use crate::snapshot::{Observations, Snapshot, TargetRef};
+
+pub use catalog::{RuleInfo, explain};
+pub use routes::{Affinity, Controller, Route, Timeout};
+
+/// Every rule of the catalog: code, severity, title (and the long texts).
+pub fn catalog() -> &'static [RuleInfo] {
+    catalog::CATALOG
+}
+
+/// Timeouts below this many seconds cut idle WebSockets (WSA034).
+pub const MIN_WS_TIMEOUT_SECS: u64 = 3600;
+/// Default `sessionAffinityConfig.clientIP.timeoutSeconds`.
+pub const DEFAULT_CLIENT_IP_TIMEOUT: i32 = 10800;
+
+/// What every rule reads: the snapshot plus what was derived from it once.
+pub struct Ctx<'a> {
+    pub snap: &'a Snapshot,
+    pub obs: &'a Observations,
+    pub service: Option<&'a Service>,
+    /// The Service's name (or, when it is missing, the name the user asked for).
+    pub name: String,
+    pub endpoints: Vec<EndpointRow>,
+    pub routes: Vec<Route>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(snap: &'a Snapshot, obs: &'a Observations) -> Self {
+        let service = snap.service.as_ref();
+        let name = service
+            .and_then(|s| s.metadata.name.clone())
+            .unwrap_or_else(|| requested_name(&snap.requested));
+        let endpoints = endpoints::rows(snap);
+        let mut ctx = Ctx { snap, obs, service, name, endpoints, routes: Vec::new() };
+        if service.is_some() {
+            ctx.routes = routes::collect(&ctx);
+        }
+        ctx
+    }
+
+    pub fn spec(&self) -> Option<&'a ServiceSpec> {
+        self.service.and_then(|s| s.spec.as_ref())
+    }
+
+    pub fn ns(&self) -> &str {
+        &self.snap.namespace
+    }
+
+    /// `service/NAME` for evidence strings.
+    pub fn svc_ref(&self) -> String {
+        format!("service/{}", self.name)
+    }
+
+    pub fn service_annotations(&self) -> &'a BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.service.and_then(|s| s.metadata.annotations.as_ref()).unwrap_or(&EMPTY)
+    }
+
+    /// `ClusterIP` when unset.
+    pub fn service_type(&self) -> &'a str {
+        self.spec().and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP")
+    }
+
+    /// `None` when unset.
+    pub fn session_affinity(&self) -> &'a str {
+        self.spec().and_then(|s| s.session_affinity.as_deref()).unwrap_or("None")
+    }
+
+    /// The ClientIP timeout when ClientIP affinity is on.
+    pub fn client_ip_timeout(&self) -> Option<i32> {
+        if self.session_affinity() != "ClientIP" {
+            return None;
+        }
+        let explicit = self
+            .spec()
+            .and_then(|s| s.session_affinity_config.as_ref())
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds);
+        Some(explicit.unwrap_or(DEFAULT_CLIENT_IP_TIMEOUT))
+    }
+
+    /// NodePort or LoadBalancer: reachable from outside the cluster on node ports.
+    pub fn is_external_type(&self) -> bool {
+        matches!(self.service_type(), "NodePort" | "LoadBalancer")
+    }
+
+    /// `Cluster` when unset.
+    pub fn external_traffic_policy(&self) -> &'a str {
+        self.spec().and_then(|s| s.external_traffic_policy.as_deref()).unwrap_or("Cluster")
+    }
+
+    pub fn ready_endpoints(&self) -> Vec<&EndpointRow> {
+        self.endpoints.iter().filter(|e| e.ready).collect()
+    }
+
+    pub fn ready_count(&self) -> usize {
+        self.ready_endpoints().len()
+    }
+
+    /// Routes that are a way in (Ingress, HTTPRoute, HTTPProxy, IngressRoute).
+    pub fn entry_routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().filter(|r| r.entry)
+    }
+}
+
+/// `svc/foo` → `foo`.
+fn requested_name(requested: &str) -> String {
+    requested.rsplit('/').next().unwrap_or(requested).to_owned()
+}
+
+/// Build a finding with the catalog's severity and title.
+pub fn finding(code: &'static str, detail: impl Into<String>, evidence: Vec<String>, fix: impl Into<String>) -> Finding {
+    let (severity, title) = match catalog::rule(code) {
+        Some(r) => (r.severity, r.title.to_owned()),
+        // Unreachable for catalog codes; keep rendering rather than panic.
+        None => (crate::report::Severity::Info, code.to_owned()),
+    };
+    Finding { code, severity, title, detail: detail.into(), evidence, fix: fix.into() }
+}
+
+/// One rule: a pure function of the context.
+pub type Rule = fn(&Ctx) -> Vec<Finding>;
+
+/// Run every static and probe rule, and build the report.
+pub fn diagnose(snapshot: &Snapshot, observations: &Observations, target: Option<TargetRef>) -> Report {
+    let ctx = Ctx::new(snapshot, observations);
+    let findings = findings(&ctx);
+    let paths = if ctx.service.is_some() { paths::rows(&ctx) } else { Vec::new() };
+    let verdict = verdict::verdict(&ctx, &findings);
+    Report {
+        target,
+        namespace: snapshot.namespace.clone(),
+        service: service_summary(&ctx),
+        endpoints: ctx.endpoints.clone(),
+        routes: ctx.routes.iter().map(Route::row).collect(),
+        observations: observations.clone(),
+        findings,
+        paths,
+        verdict,
+        skipped: snapshot.skipped.clone(),
+    }
+}
+
+/// All findings, sorted: errors, warnings, infos; then by code.
+pub fn findings(ctx: &Ctx) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    out.extend(controllers::skipped_forbidden(ctx));
+    if ctx.service.is_none() {
+        out.extend(target::wsa001_not_found(ctx));
+    } else {
+        for rule in endpoints::RULES
+            .iter()
+            .chain(service::RULES)
+            .chain(ingress_nginx::RULES)
+            .chain(controllers::RULES)
+            .chain(probe::RULES)
+        {
+            out.extend(rule(ctx));
+        }
+    }
+    sort_findings(&mut out);
+    out
+}
+
+/// Errors, warnings, infos; then by code (stable within a code).
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then_with(|| a.code.cmp(b.code)));
+}
+
+fn service_summary(ctx: &Ctx) -> Option<ServiceSummary> {
+    let svc = ctx.service?;
+    let spec = svc.spec.as_ref();
+    // Resolve named target ports against a ready pod when there is one.
+    let ready: Vec<&str> = ctx.endpoints.iter().filter(|e| e.ready).filter_map(|e| e.pod.as_deref()).collect();
+    let pod = ctx
+        .snap
+        .pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref().is_some_and(|n| ready.contains(&n)))
+        .or_else(|| ctx.snap.pods.first());
+    let ports = spec
+        .and_then(|s| s.ports.as_ref())
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|sp| PortRow {
+                    name: sp.name.clone(),
+                    port: sp.port,
+                    target_port: crate::ports::target_port_text(sp),
+                    container_port: match pod {
+                        Some(p) => crate::ports::resolve_target_port(sp, p).ok().map(|r| r.port),
+                        None => crate::ports::numeric_target_port(sp),
+                    },
+                    node_port: sp.node_port,
+                    protocol: sp.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ServiceSummary {
+        name: ctx.name.clone(),
+        type_: ctx.service_type().to_owned(),
+        session_affinity: ctx.session_affinity().to_owned(),
+        timeout_seconds: ctx.client_ip_timeout(),
+        external_traffic_policy: spec.and_then(|s| s.external_traffic_policy.clone()),
+        internal_traffic_policy: spec.and_then(|s| s.internal_traffic_policy.clone()),
+        traffic_distribution: spec.and_then(|s| s.traffic_distribution.clone()),
+        cluster_ip: spec.and_then(|s| s.cluster_ip.clone()),
+        ports,
+    })
+}
+
+/// Backticked, comma-separated names for messages: `a`, `b`.
+pub fn names(items: &[String]) -> String {
+    items.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// "1 pod" / "2 pods".
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use crate::report::Severity;
+
+    #[test]
+    fn dev_overlay_yields_exactly_the_expected_findings() {
+        let snap = dev_overlay();
+        let report = diagnose(&snap, &Observations::default(), None);
+        assert_eq!(codes(&report.findings), vec!["WSA010", "WSA013", "WSA020", "WSA030", "WSA040"]);
+        assert!(report.verdict.contains("correct for production"), "{}", report.verdict);
+        assert_eq!(report.exit_code(), 0);
+        let svc = report.service.as_ref().unwrap();
+        assert_eq!(svc.session_affinity, "ClientIP");
+        assert_eq!(svc.timeout_seconds, Some(10800));
+        assert_eq!(svc.ports[0].target_port, "ws");
+        assert_eq!(svc.ports[0].container_port, Some(8080));
+        assert_eq!(report.endpoints.len(), 2);
+        assert_eq!(report.routes.len(), 1);
+        assert_eq!(report.routes[0].controller, "ingress-nginx");
+        assert!(report.paths.len() >= 3, "{:?}", report.paths);
+    }
+
+    #[test]
+    fn findings_are_sorted_by_severity_then_code() {
+        let snap = snapshot(service("web").client_ip(10800).load_balancer().build())
+            .ready_pods(1)
+            .ingress(
+                ingress_nginx("web", "web").annotation("nginx.ingress.kubernetes.io/service-upstream", "true").build(),
+            )
+            .build();
+        let f = findings(&Ctx::new(&snap, &Observations::default()));
+        for w in f.windows(2) {
+            assert!((w[0].severity, w[0].code) <= (w[1].severity, w[1].code), "{:?}", codes(&f));
+        }
+        assert_eq!(f.first().map(|f| f.severity), Some(Severity::Warning));
+    }
+
+    #[test]
+    fn every_finding_has_catalog_title_evidence_and_fix() {
+        let snap = snapshot(service("web").client_ip(10800).load_balancer().build())
+            .ready_pods(3)
+            .ingress(
+                ingress_nginx("web", "web")
+                    .annotation("nginx.ingress.kubernetes.io/service-upstream", "true")
+                    .annotation("nginx.ingress.kubernetes.io/upstream-hash-by", "$remote_addr")
+                    .build(),
+            )
+            .build();
+        let f = findings(&Ctx::new(&snap, &Observations::default()));
+        assert!(f.len() >= 5);
+        for x in &f {
+            let r = catalog::rule(x.code).unwrap();
+            assert_eq!(x.severity, r.severity);
+            assert_eq!(x.title, r.title);
+            assert!(!x.detail.is_empty() && !x.fix.is_empty() && !x.evidence.is_empty(), "{x:?}");
+            let text = format!("{} {}", x.detail, x.fix).to_lowercase();
+            assert!(!text.contains("messages are balanced") && !text.contains("breaks websocket"));
+        }
+    }
+
+    #[test]
+    fn missing_service_report_is_wsa001_only() {
+        let snap = Snapshot {
+            namespace: "default".into(),
+            requested: "svc/dev-websocket-sever".into(),
+            service_names: vec!["dev-websocket-server".into()],
+            ..Default::default()
+        };
+        let report = diagnose(&snap, &Observations::default(), None);
+        assert_eq!(codes(&report.findings), vec!["WSA001"]);
+        assert_eq!(report.exit_code(), 1);
+        assert!(report.service.is_none());
+        assert!(report.paths.is_empty());
+        assert!(report.verdict.contains("dev-websocket-server"), "{}", report.verdict);
+    }
+
+    #[test]
+    fn catalog_lists_every_code_once() {
+        assert!(catalog().iter().any(|r| r.code == "WSA066"));
+        assert_eq!(catalog().iter().filter(|r| r.code == "WSA030").count(), 1);
+    }
+}
