@@ -203,3 +203,129 @@ fn wait_listening(h: &mut Haproxy, limit: Duration) -> bool {
     }
     false
 }
+
+/// A running nginx (Debian's `nginx`, `daemon off`); killed when dropped.
+pub struct Nginx {
+    pub port: u16,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// nginx proxying WebSockets to `backends` with `hash $remote_addr consistent`
+/// (the whole client address, as ClientIP affinity keys on it). `master_process
+/// off`: one process, so killing it leaves no worker behind.
+pub fn nginx_config(port: u16, dir: &Path, servers: &[SocketAddr]) -> String {
+    let d = dir.display();
+    let upstreams: String = servers
+        .iter()
+        .map(|a| format!("    server {a};\n"))
+        .collect();
+    format!(
+        "worker_processes 1;
+daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fastcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream be {{
+    hash $remote_addr consistent;
+{upstreams}  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_read_timeout 60s;
+    }}
+  }}
+}}
+"
+    )
+}
+
+fn nginx_bin() -> PathBuf {
+    for p in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("nginx")
+}
+
+/// Starts nginx in front of `backends`, waiting (at most 10 s) for its port.
+pub fn nginx_hash_remote_addr(backends: &[Backend]) -> Nginx {
+    let servers: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    for _attempt in 0..5 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("tmp")).expect("nginx temp dir");
+        let port = free_port();
+        let config = dir.path().join("nginx.conf");
+        std::fs::write(&config, nginx_config(port, dir.path(), &servers))
+            .expect("write nginx.conf");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("nginx log");
+        let child = Command::new(nginx_bin())
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start nginx (Debian package `nginx`; .ci/run must install it)");
+        let mut n = Nginx {
+            port,
+            child: Some(child),
+            _dir: dir,
+        };
+        if wait_port(n.child.as_mut(), port, Duration::from_secs(10)) {
+            return n;
+        }
+        n.kill();
+    }
+    panic!("nginx did not start listening (is Debian's nginx installed?)");
+}
+
+fn wait_port(mut child: Option<&mut Child>, port: u16, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    while Instant::now() < deadline {
+        if let Some(c) = child.as_deref_mut()
+            && let Ok(Some(_)) = c.try_wait()
+        {
+            return false;
+        }
+        if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
