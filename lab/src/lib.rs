@@ -424,10 +424,8 @@ async fn start_pods(
                     let p = process::spawn(bin, plan, logs.clone()).await?;
                     (Some(p.child), Some(p.backend))
                 }
-                _ => {
-                    logs.close();
-                    (None, None)
-                }
+                // No process: the pod still reads as Running, so a follow stays open.
+                _ => (None, None),
             };
             anyhow::Ok(PodRuntime {
                 plan: plan.clone(),

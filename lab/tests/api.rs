@@ -1,0 +1,335 @@
+//! The lab's API against real clients: kubectl and kube-rs.
+
+mod common;
+
+use common::{NS, client, dev_lab};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, ListParams, LogParams};
+use wsaffinity_lab::{Lab, LabOptions, Scenario};
+
+fn kubectl(lab: &Lab, args: &[&str]) -> Option<(bool, String)> {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(lab.kubeconfig_path())
+        .args(args)
+        .output();
+    match out {
+        Ok(out) => Some((
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )),
+        Err(e) => {
+            eprintln!("SKIP: kubectl not runnable: {e}");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_kubectl_gets_and_reads_logs() {
+    let lab = dev_lab().await;
+    let pods = lab.pods(NS);
+    assert_eq!(pods.len(), 2, "dev overlay has 2 replicas: {pods:?}");
+    let Some((ok, out)) = kubectl(&lab, &["get", "svc,pods,endpointslices,ingress", "-n", NS])
+    else {
+        return;
+    };
+    assert!(ok, "kubectl get failed:\n{out}");
+    for want in [
+        "service/dev-websocket-server",
+        "ingress.networking.k8s.io/dev-websocket-server",
+        "nginx",
+        "Running",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    for p in &pods {
+        assert!(out.contains(p.as_str()), "missing pod {p} in:\n{out}");
+    }
+    assert!(
+        out.contains("endpointslice.discovery.k8s.io/dev-websocket-server-"),
+        "{out}"
+    );
+
+    let (ok, out) =
+        kubectl(&lab, &["get", "pods", "-l", "app=websocket-server"]).expect("kubectl ran");
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("dev-websocket-server-"))
+            .count(),
+        2,
+        "{out}"
+    );
+    let (ok, out) = kubectl(&lab, &["get", "pods", "-l", "app=nothing"]).expect("kubectl ran");
+    assert!(ok && out.contains("No resources found"), "{out}");
+
+    let (ok, out) = kubectl(&lab, &["logs", &format!("pod/{}", pods[0])]).expect("kubectl ran");
+    assert!(ok, "{out}");
+    assert!(out.contains("listening on 127.0.0.1:"), "{out}");
+    assert!(
+        out.contains(&pods[0]),
+        "the server logs its pod name: {out}"
+    );
+
+    let (ok, out) = kubectl(&lab, &["get", "pod", "nope"]).expect("kubectl ran");
+    assert!(!ok && out.contains("pods \"nope\" not found"), "{out}");
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_lists_with_selectors_and_gets_404_status() {
+    let lab = dev_lab().await;
+    let client = client(&lab).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let count = |sel: &'static str| {
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default().labels(sel))
+                .await
+                .expect("list")
+                .items
+                .len()
+        }
+    };
+    assert_eq!(count("app=websocket-server").await, 2);
+    assert_eq!(count("app==websocket-server").await, 2);
+    assert_eq!(count("app!=websocket-server").await, 0);
+    assert_eq!(count("app in (websocket-server,other)").await, 2);
+    assert_eq!(count("app notin (websocket-server)").await, 0);
+    assert_eq!(count("pod-template-hash").await, 2);
+    assert_eq!(count("!pod-template-hash").await, 0);
+    let name = lab.pods(NS)[0].clone();
+    let by_name = pods
+        .list(&ListParams::default().fields(&format!("metadata.name={name}")))
+        .await
+        .expect("list by field");
+    assert_eq!(by_name.items.len(), 1);
+    assert!(by_name.metadata.resource_version.is_some());
+
+    let all: Api<Pod> = Api::all(client.clone());
+    assert_eq!(
+        all.list(&ListParams::default())
+            .await
+            .expect("all namespaces")
+            .items
+            .len(),
+        2
+    );
+
+    match pods.get("nope").await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 404);
+            assert_eq!(s.reason, "NotFound");
+            assert_eq!(s.message, "pods \"nope\" not found");
+        }
+        other => panic!("expected a 404 Status, got {other:?}"),
+    }
+    let svc: Api<Service> = Api::namespaced(client.clone(), NS);
+    let s = svc.get("dev-websocket-server").await.expect("service");
+    assert_eq!(
+        s.spec.and_then(|s| s.session_affinity).as_deref(),
+        Some("ClientIP")
+    );
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NS);
+    let sl = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=dev-websocket-server"))
+        .await
+        .expect("slices");
+    assert_eq!(sl.items.len(), 1);
+    let eps = &sl.items[0].endpoints;
+    assert_eq!(eps.len(), 2);
+    assert!(
+        eps.iter()
+            .all(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+    );
+    assert_eq!(
+        sl.items[0].ports.as_ref().and_then(|p| p[0].port),
+        Some(8080)
+    );
+
+    // A readiness change shows in the slice.
+    lab.set_ready(NS, &name, false);
+    let sl = slices.list(&ListParams::default()).await.expect("slices");
+    let ready: Vec<_> = sl.items[0]
+        .endpoints
+        .iter()
+        .map(|e| e.conditions.as_ref().and_then(|c| c.ready))
+        .collect();
+    assert!(ready.contains(&Some(false)), "{ready:?}");
+
+    // 403 on demand; a CRD that isn't installed is 404.
+    lab.forbid("ingresses");
+    let ing: Api<Ingress> = Api::namespaced(client.clone(), NS);
+    match ing.list(&ListParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden")),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let gvk = kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let ar = kube::api::ApiResource::from_gvk(&gvk);
+    let routes: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), NS, &ar);
+    match routes.list(&ListParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 404),
+        other => panic!("expected 404, got {other:?}"),
+    }
+
+    let counts = lab.counts();
+    assert!(counts.get("list pods") >= 8, "{counts:?}");
+    assert_eq!(counts.get("get pods"), 1);
+    assert_eq!(counts.get("list ingresses"), 1);
+    lab.reset_counts();
+    let text = pods
+        .logs(
+            &name,
+            &LogParams {
+                tail_lines: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("logs");
+    assert_eq!(text.lines().count(), 1);
+    let counts = lab.counts();
+    assert_eq!((counts.get("get pods/log"), counts.total()), (1, 1));
+    assert_eq!(counts.log_bytes_sent(), text.len() as u64);
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn logs_options_and_follow() {
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: quiet, namespace: t, \
+        annotations: {lab.wsaffinity.dev/processes: \"false\"}}\nspec:\n  replicas: 1\n  \
+        selector: {matchLabels: {app: q}}\n  template:\n    metadata: {labels: {app: q}}\n    \
+        spec: {containers: [{name: c, image: i}]}\n";
+    let lab = Lab::start(LabOptions::new(Scenario::Yaml(yaml.into())))
+        .await
+        .expect("lab");
+    let pod = lab.pods("t")[0].clone();
+    let pods: Api<Pod> = Api::namespaced(client(&lab).await, "t");
+    assert_eq!(
+        pods.logs(&pod, &LogParams::default())
+            .await
+            .expect("empty log"),
+        ""
+    );
+    lab.append_log("t", &pod, "one\ntwo\nthree\n");
+    let lp = |f: fn(&mut LogParams)| {
+        let mut p = LogParams::default();
+        f(&mut p);
+        p
+    };
+    assert_eq!(
+        pods.logs(&pod, &lp(|p| p.tail_lines = Some(2)))
+            .await
+            .expect("tail"),
+        "two\nthree\n"
+    );
+    assert_eq!(
+        pods.logs(&pod, &lp(|p| p.limit_bytes = Some(5)))
+            .await
+            .expect("limit"),
+        "one\nt"
+    );
+    assert_eq!(
+        pods.logs(&pod, &lp(|p| p.since_seconds = Some(60)))
+            .await
+            .expect("since")
+            .lines()
+            .count(),
+        3
+    );
+    let ts = pods
+        .logs(&pod, &lp(|p| p.timestamps = true))
+        .await
+        .expect("timestamps");
+    let first = ts.lines().next().expect("a line");
+    let (stamp, rest) = first.split_once(' ').expect("timestamp and text");
+    assert!(
+        stamp.parse::<jiff::Timestamp>().is_ok() && rest == "one",
+        "{first}"
+    );
+    match pods
+        .logs(&pod, &lp(|p| p.container = Some("nope".into())))
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
+
+    // follow: new lines arrive as they are appended.
+    use futures::AsyncBufReadExt;
+    let stream = pods
+        .log_stream(&pod, &lp(|p| p.follow = true))
+        .await
+        .expect("follow");
+    let mut lines = stream.lines();
+    use futures::StreamExt;
+    for want in ["one", "two", "three"] {
+        assert_eq!(lines.next().await.expect("line").expect("ok"), want);
+    }
+    lab.append_log("t", &pod, "four\n");
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), lines.next()).await;
+    assert_eq!(
+        next.expect("followed line in time")
+            .expect("line")
+            .expect("ok"),
+        "four"
+    );
+    drop(lines);
+    assert!(lab.counts().log_bytes_sent() > 0);
+}
+
+#[tokio::test]
+async fn tls_kubeconfig_works_with_kube_rs() {
+    let lab = Lab::start(LabOptions {
+        scenario: Scenario::DevOverlay,
+        tls: true,
+        processes: false,
+    })
+    .await
+    .expect("lab");
+    assert!(lab.server_url().starts_with("https://127.0.0.1:"));
+    let text = std::fs::read_to_string(lab.kubeconfig_path()).expect("kubeconfig");
+    assert!(text.contains("certificate-authority-data:"));
+    let pods: Api<Pod> = Api::namespaced(client(&lab).await, NS);
+    assert_eq!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("list over TLS")
+            .items
+            .len(),
+        2
+    );
+
+    // Over TLS a request without the token is 401, as on a real API server.
+    let ca = reqwest_free_get(&lab).await;
+    assert_eq!(ca, 401);
+}
+
+/// A bare kube-rs client with the lab's CA but no token.
+async fn reqwest_free_get(lab: &Lab) -> u16 {
+    let mut config = kube::Config::new(lab.server_url().parse().expect("url"));
+    let pem = lab.ca_pem().expect("ca");
+    let der = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>();
+    use base64::Engine;
+    config.root_cert = Some(vec![
+        base64::engine::general_purpose::STANDARD
+            .decode(der)
+            .expect("pem body"),
+    ]);
+    let client = kube::Client::try_from(config).expect("client");
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    match pods.list(&ListParams::default()).await {
+        Err(kube::Error::Api(s)) => s.code,
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
