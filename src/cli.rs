@@ -10,6 +10,7 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
 
 use crate::config::{
     self, CheckConfig, CommandConfig, Config, KubeOptions, OutputFormat, OutputOptions,
+    PerPodConfig,
 };
 use crate::target::TargetSpec;
 
@@ -113,6 +114,68 @@ pub enum Command {
     /// Read the routing in front of a Service and explain, path by path, why traffic is or is not spread
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// Port-forward to each pod behind the target and prove it serves WebSockets
+    #[command(after_help = PER_POD_EXAMPLES)]
+    PerPod(PerPodArgs),
+}
+
+const PER_POD_EXAMPLES: &str = "\
+Examples:
+  # 10 connections to each ready pod of the namespace's only Service
+  kubectl wsaffinity per-pod --connect 10
+
+  # Two pods at a time, the not-ready pods too, a server that does not echo
+  kubectl wsaffinity per-pod svc/dev-websocket-server --parallel 2 --all-pods --no-echo
+
+  # Another port and path, held open for 30 s
+  kubectl wsaffinity per-pod --port 8080 --path /ws --hold 30s";
+
+#[derive(Debug, Args)]
+pub struct PerPodArgs {
+    /// svc/NAME, ingress/NAME, deploy/NAME or a Service NAME (default: the namespace's only Service)
+    #[arg(value_name = "TARGET", value_parser = parse_target)]
+    pub target: Option<TargetSpec>,
+
+    /// WebSocket connections to open to each pod, one port-forward each
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub connect: u32,
+
+    /// Pods tested at once
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+
+    /// Also test the pods that are not ready endpoints
+    #[arg(long)]
+    pub all_pods: bool,
+
+    /// Pod port to forward to (default: the container port behind the Service's targetPort, per pod)
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// WebSocket request path
+    #[arg(long, value_name = "PATH", default_value = "/")]
+    pub path: String,
+
+    /// Do not round-trip an echo message (for servers that do not echo)
+    #[arg(long)]
+    pub no_echo: bool,
+
+    /// How long all connections to a pod stay open together, e.g. 2s, 1m
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = config::parse_duration)]
+    pub hold: Duration,
+
+    /// Give up on one connection's step (port-forward, handshake, echo, close) after this long
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = config::parse_duration(s)?;
+    if d.is_zero() {
+        Err("must be more than 0".to_string())
+    } else {
+        Ok(d)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +270,17 @@ impl Cli {
                 target: args.target.unwrap_or(TargetSpec::OnlyService),
                 explain: args.explain,
             }),
+            Command::PerPod(args) => CommandConfig::PerPod(PerPodConfig {
+                target: args.target.unwrap_or(TargetSpec::OnlyService),
+                connect: args.connect,
+                parallel: usize::from(args.parallel),
+                all_pods: args.all_pods,
+                port: args.port,
+                path: args.path,
+                echo: !args.no_echo,
+                hold: args.hold,
+                timeout: args.timeout,
+            }),
         };
         Config {
             kube: KubeOptions {
@@ -256,7 +330,9 @@ mod tests {
         assert_eq!(cfg.kube.context.as_deref(), Some("c"));
         assert_eq!(cfg.output.format, OutputFormat::Json);
         assert_eq!(cfg.verbose, 2);
-        let CommandConfig::Check(check) = cfg.command;
+        let CommandConfig::Check(check) = cfg.command else {
+            panic!("not check")
+        };
         assert_eq!(check.target, TargetSpec::Service("a".into()));
     }
 
@@ -274,7 +350,9 @@ mod tests {
         let cfg = cli.into_config();
         assert_eq!(cfg.kube.kubeconfig, Some(PathBuf::from("/k")));
         assert_eq!(cfg.kube.request_timeout, Some(Duration::from_secs(5)));
-        let CommandConfig::Check(check) = cfg.command;
+        let CommandConfig::Check(check) = cfg.command else {
+            panic!("not check")
+        };
         assert_eq!(check.target, TargetSpec::OnlyService);
     }
 

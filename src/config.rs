@@ -61,6 +61,29 @@ impl OutputFormat {
 #[derive(Clone, Debug)]
 pub enum CommandConfig {
     Check(CheckConfig),
+    PerPod(PerPodConfig),
+}
+
+/// `per-pod`: test each pod over port-forward.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerPodConfig {
+    pub target: TargetSpec,
+    /// `--connect`: WebSocket connections per pod.
+    pub connect: u32,
+    /// `--parallel`: pods tested at once.
+    pub parallel: usize,
+    /// `--all-pods`: also the pods that are not ready endpoints.
+    pub all_pods: bool,
+    /// `--port`: pod port; default: the Service's targetPort resolved per pod.
+    pub port: Option<u16>,
+    /// `--path`: WebSocket request path.
+    pub path: String,
+    /// `false` with `--no-echo`.
+    pub echo: bool,
+    /// `--hold`: how long the connections stay open together.
+    pub hold: Duration,
+    /// `--timeout`: limit for each step of one connection.
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! Errors (`Err`) are usage or connection problems: the caller exits 2.
 
 pub mod check;
+pub mod per_pod;
 
 use std::io::Write;
 
@@ -12,6 +13,7 @@ use crate::config::{CommandConfig, Config};
 pub async fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
     match &config.command {
         CommandConfig::Check(check) => check::run(config, check, out).await,
+        CommandConfig::PerPod(pp) => per_pod::run(config, pp, out).await,
     }
 }
 

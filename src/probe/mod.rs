@@ -1,2 +1,5 @@
 pub mod logs;
+pub mod per_pod;
+pub mod portforward;
 pub mod url;
+pub mod websocket;

@@ -1,0 +1,121 @@
+//! `kubectl wsaffinity per-pod`: gather → port-forward every pod → diagnose → render.
+//!
+//! Reads the target once (the same bounded gather as `check`: no LIST per
+//! pod), tests each pod with `--connect` WebSocket connections over its own
+//! port-forwards, and reports per pod. Ctrl-C closes every connection and
+//! joins every forwarder before exiting (130); a second Ctrl-C exits at once.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+
+use crate::client;
+use crate::config::{Config, PerPodConfig};
+use crate::gather;
+use crate::probe::logs::{ActivePattern, DEFAULT_PATTERN};
+use crate::probe::per_pod::{self, KubeActiveReader, NoProgress, PerPodOptions, Progress};
+use crate::probe::portforward::Cancel;
+use crate::probe::websocket::ClientOptions;
+use crate::render;
+use crate::report::Report;
+use crate::snapshot::{Observations, PodProbe};
+
+/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let kube = client::connect(&config.kube).await?;
+    let snapshot = gather::snapshot(&kube, &pp.target).await?;
+    let targets = per_pod::select_targets(&snapshot, pp.all_pods, pp.port);
+
+    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let reader = KubeActiveReader {
+        client: kube.client.clone(),
+        namespace: kube.namespace.clone(),
+        pattern: ActivePattern::new(DEFAULT_PATTERN).context("the Active connections pattern")?,
+    };
+    let opts = options(pp);
+
+    let show_progress = config.output.format.is_text()
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
+    let progress: Box<dyn Progress> = if show_progress {
+        Box::new(render::per_pod::ProgressDisplay::new(
+            &targets,
+            opts.connect,
+        ))
+    } else {
+        Box::new(NoProgress)
+    };
+
+    let (cancel_handle, cancel) = Cancel::new();
+    let (probes, interrupted): (Vec<PodProbe>, bool) = {
+        let probes = per_pod::run(api, targets, &opts, &reader, progress.as_ref(), &cancel);
+        tokio::pin!(probes);
+        tokio::select! {
+            p = &mut probes => (p, false),
+            _ = tokio::signal::ctrl_c() => {
+                cancel_handle.cancel();
+                // Every step is bounded by --timeout; a second Ctrl-C gives up.
+                tokio::select! {
+                    p = &mut probes => (p, true),
+                    _ = tokio::signal::ctrl_c() => return Ok(EXIT_INTERRUPTED),
+                }
+            }
+        }
+    };
+    drop(progress);
+
+    let observations = Observations {
+        logs: Some(per_pod::log_observations(&probes)),
+        per_pod: Some(probes),
+        ..Observations::default()
+    };
+    let mut report = crate::diagnose::diagnose(&snapshot, &observations, Some(pp.target.to_ref()));
+    keep_per_pod_findings(&mut report);
+
+    render::per_pod::report(out, &report, &config.output, pp.connect, interrupted)
+        .context("writing the report")?;
+    out.flush().context("writing the report")?;
+    Ok(exit_code(&report, interrupted))
+}
+
+fn options(pp: &PerPodConfig) -> PerPodOptions {
+    PerPodOptions {
+        connect: pp.connect,
+        parallel: pp.parallel,
+        hold: pp.hold,
+        client: ClientOptions {
+            path: pp.path.clone(),
+            echo: pp.echo,
+            timeout: pp.timeout,
+            ..ClientOptions::default()
+        },
+    }
+}
+
+/// `per-pod` reports on the pods: endpoint health (WSA001–WSA005) and what
+/// the port-forward test saw (WSA060–WSA063). Routing and balance findings
+/// are `check`'s and `spread`'s.
+fn keep_per_pod_findings(report: &mut Report) {
+    const CODES: [&str; 9] = [
+        "WSA001", "WSA002", "WSA003", "WSA004", "WSA005", "WSA060", "WSA061", "WSA062", "WSA063",
+    ];
+    report.findings.retain(|f| CODES.contains(&f.code));
+}
+
+/// 130 after Ctrl-C; 1 when any pod failed or any finding is an error; else 0.
+pub fn exit_code(report: &Report, interrupted: bool) -> i32 {
+    if interrupted {
+        return EXIT_INTERRUPTED;
+    }
+    let pod_failed = report
+        .observations
+        .per_pod
+        .iter()
+        .flatten()
+        .any(|p| p.ok < p.attempted || p.error.is_some());
+    if pod_failed { 1 } else { report.exit_code() }
+}
