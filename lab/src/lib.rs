@@ -174,8 +174,9 @@ impl Lab {
             faults.forbid(r);
         }
         faults.set_latency(Duration::from_millis(loaded.config.latency_ms));
-        for (pod, msg) in &loaded.config.port_forward_errors {
-            faults.inject_portforward_error("", pod, msg);
+        for (key, msg) in &loaded.config.port_forward_errors {
+            let pod = resolve_pod_key(key, &world.pods).unwrap_or_else(|| key.clone());
+            faults.inject_portforward_error("", &pod, msg);
         }
         let state = Arc::new(State {
             store: Mutex::new(store),
@@ -384,6 +385,25 @@ impl Drop for Lab {
             }
         }
     }
+}
+
+/// A LabConfig pod key: a pod name, or `DEPLOYMENT[i]` for the i-th pod of a
+/// Deployment (pod names carry generated hashes, so scenarios can't spell them).
+fn resolve_pod_key(key: &str, plans: &[workloads::PodPlan]) -> Option<String> {
+    let (deploy, index) = key.strip_suffix(']')?.split_once('[')?;
+    let index: usize = index.parse().ok()?;
+    plans
+        .iter()
+        .filter(|p| {
+            p.name
+                .strip_prefix(deploy)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|r| {
+                    matches!(r.split('-').map(str::len).collect::<Vec<_>>()[..], [10, 5])
+                })
+        })
+        .nth(index)
+        .map(|p| p.name.clone())
 }
 
 fn process_less_runtime(ns: &str, pod: &str, logs: Arc<LogBuffer>) -> PodRuntime {

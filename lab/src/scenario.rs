@@ -31,7 +31,7 @@ pub struct LabConfig {
     pub latency_ms: u64,
     /// Extra bearer tokens and what each may do (`"list pods"`, `"get pods/log"`, `"*"`).
     pub tokens: BTreeMap<String, Vec<String>>,
-    /// Pod name → error text sent on the port-forward error channel.
+    /// Pod name (or `DEPLOYMENT[i]`, its i-th pod) → error text sent on the port-forward error channel.
     pub port_forward_errors: BTreeMap<String, String>,
 }
 
