@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod per_pod;
+pub mod logs;
 
 use std::io::Write;
 

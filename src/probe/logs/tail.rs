@@ -8,6 +8,7 @@ use kube::Api;
 use kube::api::LogParams;
 
 use super::pattern::{ActiveMatch, ActivePattern, latest_in_chunk};
+use super::pods::LogTarget;
 
 /// How much of a log one read may fetch. The API server applies `tailLines`
 /// first and then cuts the output after `limitBytes`, so a huge log is never
@@ -145,6 +146,37 @@ pub async fn read_tail(
             _ => return Ok(read),
         }
     }
+}
+
+/// Reads every target's tail, at most `max_concurrent` requests at once
+/// (`--max-log-requests`), in the targets' order. A pod without a log yet
+/// (Pending) is reported without a request.
+pub async fn read_all(
+    client: &kube::Client,
+    namespace: &str,
+    targets: &[LogTarget],
+    pattern: &ActivePattern,
+    tail: TailLimits,
+    max_concurrent: usize,
+) -> Vec<crate::snapshot::PodLog> {
+    use futures::StreamExt;
+    futures::stream::iter(targets)
+        .map(|t| async move {
+            let mut log = match &t.not_loggable {
+                Some(why) => crate::snapshot::PodLog { pod: t.pod.clone(), error: Some(why.clone()), ..Default::default() },
+                None => {
+                    let log = read_latest_active(client, namespace, &t.pod, t.container.as_deref(), pattern, tail).await;
+                    tracing::debug!(pod = %t.pod, active = ?log.active, error = ?log.error, "log tail read");
+                    log
+                }
+            };
+            log.node = t.node.clone();
+            log.started = t.started.clone();
+            log
+        })
+        .buffered(max_concurrent.max(1))
+        .collect()
+        .await
 }
 
 /// When `limitBytes` cut the response, the newest lines were dropped (the

@@ -1,0 +1,286 @@
+//! `kubectl wsaffinity logs`: each pod's latest `Active connections: N`,
+//! once (table + totals + WSA063/WSA064) or live with `--follow`.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, bail};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::client::{self, Kube};
+use crate::config::{Config, OutputFormat};
+use crate::diagnose;
+use crate::gather;
+use crate::probe::logs::follow::{FollowOptions, PodSource};
+use crate::probe::logs::pods::{ContainerChoice, log_targets};
+use crate::probe::logs::{LogsConfig, PodSelection, follow, read_all};
+use crate::render;
+use crate::render::logs::{FollowPrinter, LogsTextOptions};
+use crate::report::{Finding, Report};
+use crate::snapshot::{Observations, PodLog, Snapshot, TargetRef};
+
+/// The pods to read, found once.
+struct Found {
+    snapshot: Snapshot,
+    /// The label selector the pods were listed with.
+    selector: Option<String>,
+    target: Option<TargetRef>,
+}
+
+pub async fn run(config: &Config, logs: &LogsConfig, out: &mut dyn Write) -> anyhow::Result<i32> {
+    if logs.follow.is_some() && !config.output.format.is_text() {
+        bail!(
+            "--follow prints a live table or plain lines; -o json/yaml is only for the one-shot mode (drop --follow)"
+        );
+    }
+    let kube = client::connect(&config.kube).await?;
+    let found = find_pods(&kube, &logs.pods).await?;
+    if let PodSelection::Target(_) = logs.pods
+        && found.snapshot.service.is_none()
+    {
+        return target_missing(config, &found, out);
+    }
+    let Some(selector) = found.selector.clone() else {
+        bail!(
+            "{} has no pod selector, so it has no pods whose logs could be read; pass -l SELECTOR to pick the pods",
+            found.snapshot.requested
+        );
+    };
+    let choice = ContainerChoice::new(logs.container.as_deref(), found.snapshot.service.as_ref());
+    match &logs.follow {
+        Some(f) => {
+            let source = PodSource {
+                namespace: kube.namespace.clone(),
+                selector,
+                container: choice,
+            };
+            let opts = FollowOptions {
+                poll_interval: f.poll_interval,
+                max_streams: logs.max_log_requests,
+                tail: logs.tail,
+                ..FollowOptions::default()
+            };
+            let tty = std::io::stdout().is_terminal();
+            run_follow(
+                &kube,
+                &source,
+                logs,
+                &opts,
+                f.duration,
+                tty,
+                config.output.color,
+                out,
+            )
+            .await
+        }
+        None => one_shot(config, logs, &kube, found, &choice, out).await,
+    }
+}
+
+async fn one_shot(
+    config: &Config,
+    logs: &LogsConfig,
+    kube: &Kube,
+    found: Found,
+    choice: &ContainerChoice,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let targets = log_targets(&found.snapshot.pods, choice);
+    let pod_logs = read_all(
+        &kube.client,
+        &kube.namespace,
+        &targets,
+        &logs.pattern,
+        logs.tail,
+        logs.max_log_requests,
+    )
+    .await;
+    let report = build_report(&found, pod_logs);
+    let logs_read = report.observations.logs.as_deref().unwrap_or(&[]);
+    let failed = logs_read.iter().any(|l| l.error.is_some());
+    match config.output.format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            render::report(out, &report, &config.output, false).context("writing the report")?
+        }
+        OutputFormat::Text | OutputFormat::Wide => {
+            let hint = format!(
+                "no line matching `{}` in the last {} lines",
+                logs.pattern.as_str(),
+                logs.tail.tail_lines
+            );
+            let opts = LogsTextOptions {
+                color: config.output.color,
+                wide: config.output.format == OutputFormat::Wide,
+            };
+            render::logs::write(
+                out,
+                logs_read,
+                &report.findings,
+                &hint,
+                &opts,
+                jiff::Timestamp::now(),
+            )
+            .context("writing the table")?
+        }
+    }
+    out.flush().context("writing the report")?;
+    // A pod whose log could not be read is remembered for the exit code.
+    Ok(report.exit_code().max(i32::from(failed)))
+}
+
+/// The Report of a one-shot run: the logs as observations, and the findings
+/// about them (WSA063, WSA064) from the diagnose engine.
+fn build_report(found: &Found, pod_logs: Vec<PodLog>) -> Report {
+    let observations = Observations {
+        logs: Some(pod_logs),
+        ..Default::default()
+    };
+    let findings = log_findings(&found.snapshot, &observations);
+    Report {
+        target: found.target.clone(),
+        namespace: found.snapshot.namespace.clone(),
+        observations,
+        findings,
+        ..Default::default()
+    }
+}
+
+/// The findings about the logged counts (WSA063 no line, WSA064 uneven),
+/// from the diagnose engine. With `-l` there is no Service: the rules run
+/// against a stand-in that selects the same pods, so they see the same logs.
+fn log_findings(snapshot: &Snapshot, observations: &Observations) -> Vec<Finding> {
+    let report = match &snapshot.service {
+        Some(_) => diagnose::diagnose(snapshot, observations, None),
+        None => {
+            let mut snap = snapshot.clone();
+            snap.service = Some(Service {
+                metadata: ObjectMeta {
+                    name: Some(snapshot.requested.clone()),
+                    namespace: Some(snapshot.namespace.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+            diagnose::diagnose(&snap, observations, None)
+        }
+    };
+    report
+        .findings
+        .into_iter()
+        .filter(|f| LOG_CODES.contains(&f.code))
+        .collect()
+}
+
+/// The catalog codes `logs` reports.
+const LOG_CODES: &[&str] = &["WSA063", "WSA064"];
+
+/// The target does not exist: the diagnose engine's WSA001 (with close names).
+fn target_missing(config: &Config, found: &Found, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let mut report = diagnose::diagnose(
+        &found.snapshot,
+        &Observations::default(),
+        found.target.clone(),
+    );
+    report.findings.retain(|f| f.code == "WSA001");
+    match config.output.format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            render::report(out, &report, &config.output, false)
+        }
+        OutputFormat::Text | OutputFormat::Wide => {
+            let opts = LogsTextOptions {
+                color: config.output.color,
+                wide: false,
+            };
+            render::logs::findings(out, &report.findings, &opts)
+        }
+    }
+    .context("writing the report")?;
+    out.flush().context("writing the report")?;
+    Ok(report.exit_code().max(1))
+}
+
+/// Resolves the pods: the target's Service and its selector (a GET and a
+/// LIST), or the pods of `-l` (one LIST).
+async fn find_pods(kube: &Kube, selection: &PodSelection) -> anyhow::Result<Found> {
+    match selection {
+        PodSelection::Selector(sel) => {
+            let snapshot = Snapshot {
+                namespace: kube.namespace.clone(),
+                requested: format!("pods -l {sel}"),
+                pods: gather::list_pods(kube, Some(sel)).await?,
+                ..Default::default()
+            };
+            Ok(Found {
+                snapshot,
+                selector: Some(sel.clone()),
+                target: None,
+            })
+        }
+        PodSelection::Target(spec) => {
+            // The whole snapshot (a bounded number of LISTs): WSA064 names the
+            // likely cause of an uneven spread from the routing in front.
+            let snapshot = gather::snapshot(kube, spec).await?;
+            let selector = snapshot.service.as_ref().and_then(gather::selector_string);
+            Ok(Found {
+                snapshot,
+                selector,
+                target: Some(spec.to_ref()),
+            })
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_follow(
+    kube: &Kube,
+    source: &PodSource,
+    logs: &LogsConfig,
+    opts: &FollowOptions,
+    duration: Option<std::time::Duration>,
+    tty: bool,
+    color: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let mut printer = FollowPrinter::new(tty, color);
+    let mut write_error: Option<std::io::Error> = None;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut stop_tx = Some(stop_tx);
+    let shutdown = async move {
+        let timer = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = timer => {}
+            _ = stop_rx => {}
+        }
+    };
+    follow::follow(
+        &kube.client,
+        source,
+        &logs.pattern,
+        opts,
+        |event, rows| {
+            if write_error.is_some() {
+                return;
+            }
+            if let Err(e) = printer.event(out, event, rows, jiff::Timestamp::now()) {
+                // A closed pipe (`| head`) or a broken terminal: stop following.
+                write_error = Some(e);
+                if let Some(tx) = stop_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        },
+        shutdown,
+    )
+    .await;
+    if let Some(e) = write_error {
+        return Err(anyhow::Error::from(e).context("writing the log table"));
+    }
+    Ok(0)
+}
