@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::client;
 use crate::config::{Config, OutputFormat};
+use crate::diagnose;
 use crate::gather;
 use crate::probe::url::derive::url_from_ingresses;
 use crate::probe::url::summary::summarize;
@@ -181,20 +182,4 @@ fn ready_pods(s: &Snapshot) -> Vec<String> {
     v.sort();
     v.dedup();
     v
-}
-
-// TEMPORARY stub until src/diagnose lands (same signature as check.rs uses); deleted then.
-mod diagnose {
-    use crate::report::Report;
-    use crate::snapshot::{Observations, Snapshot, TargetRef};
-
-    pub fn diagnose(snapshot: &Snapshot, obs: &Observations, target: Option<TargetRef>) -> Report {
-        Report {
-            target,
-            namespace: snapshot.namespace.clone(),
-            skipped: snapshot.skipped.clone(),
-            observations: obs.clone(),
-            ..Default::default()
-        }
-    }
 }
