@@ -117,6 +117,75 @@ pub enum Command {
     /// Port-forward to each pod behind the target and prove it serves WebSockets
     #[command(after_help = PER_POD_EXAMPLES)]
     PerPod(PerPodArgs),
+    /// Read each pod's `Active connections: N` log line: where connections actually are, once or live
+    #[command(after_help = LOGS_EXAMPLES)]
+    Logs(LogsArgs),
+}
+
+const LOGS_EXAMPLES: &str = "\
+Examples:
+  # Open connections per pod of the namespace's only Service, with totals
+  kubectl wsaffinity logs
+
+  # Live: a table updated in place (plain `POD active=N` lines when piped)
+  kubectl wsaffinity logs svc/dev-websocket-server --follow
+
+  # Pods by label, a sidecar's log, another log format
+  kubectl wsaffinity logs -l app=web -c server --pattern 'clients=(\\d+)'
+
+  # Only lines of the last 10 minutes, as JSON
+  kubectl wsaffinity logs --since 10m -o json";
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// svc/NAME, ingress/NAME, deploy/NAME or a Service NAME (default: the namespace's only Service)
+    #[arg(value_name = "TARGET", value_parser = parse_target, conflicts_with = "selector")]
+    pub target: Option<TargetSpec>,
+
+    /// Read the pods matching this label selector instead of a Service's, e.g. app=web
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// Container to read (default: the one serving the Service's port, else the first)
+    #[arg(short = 'c', long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// Regex with exactly one capture group around the number of open connections
+    #[arg(long, value_name = "REGEX", value_parser = parse_pattern,
+          default_value = crate::probe::logs::DEFAULT_PATTERN)]
+    pub pattern: crate::probe::logs::ActivePattern,
+
+    /// Lines read from the end of each log
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub tail: u32,
+
+    /// Bytes read from each log at most, per request
+    #[arg(long, value_name = "BYTES", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=16 << 20))]
+    pub limit_bytes: u32,
+
+    /// Only lines newer than this, e.g. 5m, 1h
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub since: Option<Duration>,
+
+    /// Log requests at once (with --follow: pods followed at once)
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_log_requests: u16,
+
+    /// Stream every pod's log and update the counts live (Ctrl-C to stop)
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    /// Stop following after this long (for tests and scripts)
+    #[arg(long, hide = true, value_name = "DURATION", requires = "follow", value_parser = parse_positive_duration)]
+    pub follow_duration: Option<Duration>,
+
+    /// How often the pod list is re-read while following
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
+    pub poll_interval: Duration,
+}
+
+fn parse_pattern(s: &str) -> Result<crate::probe::logs::ActivePattern, String> {
+    crate::probe::logs::ActivePattern::new(s).map_err(|e| e.to_string())
 }
 
 const PER_POD_EXAMPLES: &str = "\
@@ -280,6 +349,26 @@ impl Cli {
                 echo: !args.no_echo,
                 hold: args.hold,
                 timeout: args.timeout,
+            }),
+            Command::Logs(args) => CommandConfig::Logs(crate::probe::logs::LogsConfig {
+                pods: match args.selector {
+                    Some(sel) => crate::probe::logs::PodSelection::Selector(sel),
+                    None => crate::probe::logs::PodSelection::Target(
+                        args.target.unwrap_or(TargetSpec::OnlyService),
+                    ),
+                },
+                container: args.container,
+                pattern: args.pattern,
+                tail: crate::probe::logs::TailLimits {
+                    tail_lines: args.tail,
+                    limit_bytes: args.limit_bytes,
+                    since: args.since,
+                },
+                max_log_requests: usize::from(args.max_log_requests),
+                follow: args.follow.then_some(crate::probe::logs::FollowConfig {
+                    duration: args.follow_duration,
+                    poll_interval: args.poll_interval,
+                }),
             }),
         };
         Config {

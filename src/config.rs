@@ -62,6 +62,8 @@ impl OutputFormat {
 pub enum CommandConfig {
     Check(CheckConfig),
     PerPod(PerPodConfig),
+    /// `logs`: the engine's own validated config (compiled `--pattern`, limits).
+    Logs(crate::probe::logs::LogsConfig),
 }
 
 /// `per-pod`: test each pod over port-forward.

@@ -3,8 +3,8 @@
 //! Errors (`Err`) are usage or connection problems: the caller exits 2.
 
 pub mod check;
-pub mod per_pod;
 pub mod logs;
+pub mod per_pod;
 
 use std::io::Write;
 
@@ -15,6 +15,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
     match &config.command {
         CommandConfig::Check(check) => check::run(config, check, out).await,
         CommandConfig::PerPod(pp) => per_pod::run(config, pp, out).await,
+        CommandConfig::Logs(logs) => logs::run(config, logs, out).await,
     }
 }
 

@@ -70,15 +70,22 @@ impl Default for ActivePattern {
 }
 
 fn first_line_of_regex_error(e: &regex::Error) -> String {
-    // regex's syntax errors are multi-line with a caret diagram; keep them
-    // but collapse to one readable block.
+    // regex's syntax errors are several lines with a caret diagram, ending
+    // in `error: <what>`; keep that last part on one line.
     let s = e.to_string();
-    let lines: Vec<&str> = s
+    match s
         .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    lines.join(" | ")
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+    {
+        Some(what) => what.to_string(),
+        None => s
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 /// One log line as returned with `timestamps=true`: `<RFC3339> <rest>`.
@@ -265,7 +272,7 @@ mod tests {
         let err = ActivePattern::new("Active (").unwrap_err();
         assert!(matches!(err, PatternError::Invalid { .. }));
         let msg = err.to_string();
-        assert!(msg.starts_with("invalid --pattern `Active (`"), "{msg}");
+        assert_eq!(msg, "invalid --pattern `Active (`: unclosed group");
     }
 
     #[test]
