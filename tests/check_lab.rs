@@ -469,3 +469,24 @@ async fn verbose_logs_each_api_call_without_the_token() {
         r.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_is_not_an_error() {
+    let lab = lab(Scenario::DevOverlay).await;
+    for format in ["text", "json", "yaml"] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
+            .args(["check", DEV_SVC, "-n", DEV_NS, "-o", format, "--kubeconfig"])
+            .arg(lab.kubeconfig_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Close the read end before the plugin writes (as `| head -0` would).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().await.expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {stderr}");
+        assert!(stderr.is_empty(), "{format}: {stderr}");
+    }
+}

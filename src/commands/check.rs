@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 
 use crate::client;
 use crate::config::{CheckConfig, Config};
+use crate::diagnose;
 use crate::gather;
 use crate::render;
 use crate::snapshot::Observations;
@@ -32,33 +33,13 @@ fn explain(code: &str, out: &mut dyn Write) -> anyhow::Result<i32> {
     let Some(text) = diagnose::explain(&wanted) else {
         bail!(
             "unknown finding code `{code}`: codes look like WSA030. Known codes: {}",
-            diagnose::catalog().join(", ")
+            diagnose::catalog()
+                .iter()
+                .map(|r| r.code)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     render::explanation(out, &text).context("writing the explanation")?;
     Ok(0)
-}
-
-// TEMPORARY stub until src/diagnose lands (same signatures); deleted then.
-mod diagnose {
-    use crate::report::Report;
-    use crate::snapshot::{Observations, Snapshot, TargetRef};
-
-    pub fn diagnose(snapshot: &Snapshot, _obs: &Observations, target: Option<TargetRef>) -> Report {
-        Report {
-            target,
-            namespace: snapshot.namespace.clone(),
-            skipped: snapshot.skipped.clone(),
-            verdict: "stub".into(),
-            ..Default::default()
-        }
-    }
-
-    pub fn explain(code: &str) -> Option<String> {
-        (code == "WSA030").then(|| "WSA030 stub".to_string())
-    }
-
-    pub fn catalog() -> Vec<&'static str> {
-        vec!["WSA030"]
-    }
 }

@@ -21,8 +21,8 @@ pub struct Resolved {
     pub requested: String,
     /// `None` when the named object does not exist (→ WSA001).
     pub service: Option<Service>,
-    /// Names to suggest when something is missing: Services (or Ingresses /
-    /// Deployments when that is what was missing).
+    /// The namespace's Service names when the target is missing (for "did you
+    /// mean"); otherwise just the resolved Service.
     pub service_names: Vec<String>,
 }
 
@@ -66,13 +66,16 @@ pub async fn resolve(kube: &Kube, spec: &TargetSpec) -> Result<Resolved, GatherE
                 Ok(ingress) => {
                     let svc = target::service_of_ingress(name, &ingress)?;
                     let mut resolved = service_by_name(kube, &svc).await?;
-                    resolved.requested = spec.to_string();
+                    // A missing backend Service is reported as `svc/<backend>`.
+                    if resolved.service.is_some() {
+                        resolved.requested = spec.to_string();
+                    }
                     Ok(resolved)
                 }
                 Err(e) => match classify(e, c) {
                     Failure::NotFound(_) => {
-                        let names =
-                            names_of::<Ingress>(kube, "ingresses.networking.k8s.io").await?;
+                        // Suggest Services: `svc/NAME` is what the user can pass instead.
+                        let names = names_of::<Service>(kube, "services").await?;
                         Ok(Resolved {
                             requested: spec.to_string(),
                             service: None,
@@ -108,7 +111,11 @@ pub async fn resolve(kube: &Kube, spec: &TargetSpec) -> Result<Resolved, GatherE
                 }
                 Err(e) => match classify(e, c) {
                     Failure::NotFound(_) => {
-                        let names = names_of::<Deployment>(kube, "deployments.apps").await?;
+                        let mut names: Vec<String> = services?
+                            .into_iter()
+                            .filter_map(|s| s.metadata.name)
+                            .collect();
+                        names.sort();
                         Ok(Resolved {
                             requested: spec.to_string(),
                             service: None,

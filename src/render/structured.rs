@@ -5,7 +5,11 @@ use std::io::{self, Write};
 use crate::report::Report;
 
 pub fn json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
+    // Keep the io error's kind, so a closed pipe stays a BrokenPipe.
+    serde_json::to_writer_pretty(&mut *out, report).map_err(|e| match e.io_error_kind() {
+        Some(kind) => io::Error::new(kind, e),
+        None => io::Error::other(e),
+    })?;
     writeln!(out)
 }
 

@@ -116,10 +116,10 @@ fn service(s: &mut String, namespace: &str, svc: &ServiceSummary, opts: &TextOpt
             let name = p
                 .name
                 .as_deref()
-                .map(|n| format!(" ({n})"))
+                .map(|n| format!("{n} "))
                 .unwrap_or_default();
             let container = match p.container_port {
-                Some(c) if c.to_string() != p.target_port => format!(" = container port {c}"),
+                Some(c) if c.to_string() != p.target_port => format!(" (containerPort {c})"),
                 _ => String::new(),
             };
             let node = p
@@ -127,7 +127,7 @@ fn service(s: &mut String, namespace: &str, svc: &ServiceSummary, opts: &TextOpt
                 .map(|n| format!(", nodePort {n}"))
                 .unwrap_or_default();
             format!(
-                "{}/{} -> {}{container}{node}{name}",
+                "{name}{}/{} -> targetPort {}{container}{node}",
                 p.port, p.protocol, p.target_port
             )
         })
@@ -434,7 +434,7 @@ mod tests {
         }
         assert!(text.contains("web-0"), "{text}");
         assert!(
-            text.contains("80/TCP -> ws = container port 8080 (ws)"),
+            text.contains("ws 80/TCP -> targetPort ws (containerPort 8080)"),
             "{text}"
         );
         assert!(text.contains("info    WSA010  ClientIP affinity"), "{text}");
