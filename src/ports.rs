@@ -48,11 +48,18 @@ pub fn numeric_target_port(sp: &ServicePort) -> Option<i32> {
 }
 
 fn valid(port: i32) -> Result<i32, PortError> {
-    if (1..=65535).contains(&port) { Ok(port) } else { Err(PortError::OutOfRange(port)) }
+    if (1..=65535).contains(&port) {
+        Ok(port)
+    } else {
+        Err(PortError::OutOfRange(port))
+    }
 }
 
 fn containers(pod: &Pod) -> &[Container] {
-    pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or(&[])
+    pod.spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or(&[])
 }
 
 fn pod_name(pod: &Pod) -> String {
@@ -63,7 +70,10 @@ fn pod_name(pod: &Pod) -> String {
 pub fn resolve_target_port(sp: &ServicePort, pod: &Pod) -> Result<ResolvedPort, PortError> {
     if let Some(n) = numeric_target_port(sp) {
         let port = valid(n)?;
-        return Ok(ResolvedPort { port, container: default_container(pod, port).map(str::to_owned) });
+        return Ok(ResolvedPort {
+            port,
+            container: default_container(pod, port).map(str::to_owned),
+        });
     }
     let name = match &sp.target_port {
         Some(IntOrString::String(s)) => s.as_str(),
@@ -72,18 +82,27 @@ pub fn resolve_target_port(sp: &ServicePort, pod: &Pod) -> Result<ResolvedPort, 
     for c in containers(pod) {
         for cp in c.ports.iter().flatten() {
             if cp.name.as_deref() == Some(name) {
-                return Ok(ResolvedPort { port: valid(cp.container_port)?, container: Some(c.name.clone()) });
+                return Ok(ResolvedPort {
+                    port: valid(cp.container_port)?,
+                    container: Some(c.name.clone()),
+                });
             }
         }
     }
-    Err(PortError::NamedPortNotFound { pod: pod_name(pod), name: name.to_owned() })
+    Err(PortError::NamedPortNotFound {
+        pod: pod_name(pod),
+        name: name.to_owned(),
+    })
 }
 
 /// The container of `pod` that serves `port`: the one declaring it, else the
 /// `kubectl.kubernetes.io/default-container` annotation, else the first container.
 pub fn default_container(pod: &Pod, port: i32) -> Option<&str> {
     let cs = containers(pod);
-    if let Some(c) = cs.iter().find(|c| c.ports.iter().flatten().any(|p| p.container_port == port)) {
+    if let Some(c) = cs
+        .iter()
+        .find(|c| c.ports.iter().flatten().any(|p| p.container_port == port))
+    {
         return Some(c.name.as_str());
     }
     let annotated = pod
@@ -97,9 +116,14 @@ pub fn default_container(pod: &Pod, port: i32) -> Option<&str> {
 
 /// Pick the Service port a probe should use: by name or number when given,
 /// else the first port.
-pub fn select_service_port<'a>(ports: &'a [ServicePort], wanted: Option<&str>) -> Result<&'a ServicePort, PortError> {
+pub fn select_service_port<'a>(
+    ports: &'a [ServicePort],
+    wanted: Option<&str>,
+) -> Result<&'a ServicePort, PortError> {
     match wanted {
-        None => ports.first().ok_or_else(|| PortError::NoSuchServicePort("(any)".into())),
+        None => ports
+            .first()
+            .ok_or_else(|| PortError::NoSuchServicePort("(any)".into())),
         Some(w) => ports
             .iter()
             .find(|p| p.name.as_deref() == Some(w) || w.parse::<i32>().ok() == Some(p.port))
@@ -115,7 +139,10 @@ mod tests {
 
     fn pod(containers: &[(&str, &[(&str, i32)])]) -> Pod {
         Pod {
-            metadata: ObjectMeta { name: Some("web-0".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("web-0".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
                 containers: containers
                     .iter()
@@ -125,7 +152,11 @@ mod tests {
                             ports
                                 .iter()
                                 .map(|(pn, p)| ContainerPort {
-                                    name: if pn.is_empty() { None } else { Some((*pn).into()) },
+                                    name: if pn.is_empty() {
+                                        None
+                                    } else {
+                                        Some((*pn).into())
+                                    },
                                     container_port: *p,
                                     ..Default::default()
                                 })
@@ -141,14 +172,27 @@ mod tests {
     }
 
     fn sp(port: i32, target: Option<IntOrString>) -> ServicePort {
-        ServicePort { port, target_port: target, ..Default::default() }
+        ServicePort {
+            port,
+            target_port: target,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn numeric_target_port_is_used_as_is() {
-        let p = pod(&[("sidecar", &[("metrics", 9090)]), ("server", &[("ws", 8080)])]);
+        let p = pod(&[
+            ("sidecar", &[("metrics", 9090)]),
+            ("server", &[("ws", 8080)]),
+        ]);
         let r = resolve_target_port(&sp(80, Some(IntOrString::Int(8080))), &p).unwrap();
-        assert_eq!(r, ResolvedPort { port: 8080, container: Some("server".into()) });
+        assert_eq!(
+            r,
+            ResolvedPort {
+                port: 8080,
+                container: Some("server".into())
+            }
+        );
     }
 
     #[test]
@@ -161,17 +205,39 @@ mod tests {
 
     #[test]
     fn named_target_port_is_looked_up_in_containers() {
-        let p = pod(&[("sidecar", &[("metrics", 9090)]), ("server", &[("ws", 8081)])]);
+        let p = pod(&[
+            ("sidecar", &[("metrics", 9090)]),
+            ("server", &[("ws", 8081)]),
+        ]);
         let r = resolve_target_port(&sp(80, Some(IntOrString::String("ws".into()))), &p).unwrap();
-        assert_eq!(r, ResolvedPort { port: 8081, container: Some("server".into()) });
+        assert_eq!(
+            r,
+            ResolvedPort {
+                port: 8081,
+                container: Some("server".into())
+            }
+        );
     }
 
     #[test]
     fn unknown_named_port_is_an_error_not_a_panic() {
         let p = pod(&[("server", &[("http", 8080)])]);
-        let e = resolve_target_port(&sp(80, Some(IntOrString::String("ws".into()))), &p).unwrap_err();
-        assert_eq!(e, PortError::NamedPortNotFound { pod: "web-0".into(), name: "ws".into() });
-        assert!(resolve_target_port(&sp(80, Some(IntOrString::String("ws".into()))), &Pod::default()).is_err());
+        let e =
+            resolve_target_port(&sp(80, Some(IntOrString::String("ws".into()))), &p).unwrap_err();
+        assert_eq!(
+            e,
+            PortError::NamedPortNotFound {
+                pod: "web-0".into(),
+                name: "ws".into()
+            }
+        );
+        assert!(
+            resolve_target_port(
+                &sp(80, Some(IntOrString::String("ws".into()))),
+                &Pod::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -186,8 +252,13 @@ mod tests {
         let mut p = pod(&[("a", &[]), ("b", &[]), ("c", &[("", 8080)])]);
         assert_eq!(default_container(&p, 8080), Some("c"));
         assert_eq!(default_container(&p, 1234), Some("a"));
-        p.metadata.annotations =
-            Some([("kubectl.kubernetes.io/default-container".to_string(), "b".to_string())].into());
+        p.metadata.annotations = Some(
+            [(
+                "kubectl.kubernetes.io/default-container".to_string(),
+                "b".to_string(),
+            )]
+            .into(),
+        );
         assert_eq!(default_container(&p, 1234), Some("b"));
         assert_eq!(default_container(&Pod::default(), 1), None);
     }
@@ -195,20 +266,37 @@ mod tests {
     #[test]
     fn service_port_selection() {
         let ports = vec![
-            ServicePort { name: Some("http".into()), port: 80, ..Default::default() },
-            ServicePort { name: Some("ws".into()), port: 8080, ..Default::default() },
+            ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                ..Default::default()
+            },
+            ServicePort {
+                name: Some("ws".into()),
+                port: 8080,
+                ..Default::default()
+            },
         ];
         assert_eq!(select_service_port(&ports, None).unwrap().port, 80);
         assert_eq!(select_service_port(&ports, Some("ws")).unwrap().port, 8080);
-        assert_eq!(select_service_port(&ports, Some("8080")).unwrap().port, 8080);
+        assert_eq!(
+            select_service_port(&ports, Some("8080")).unwrap().port,
+            8080
+        );
         assert!(select_service_port(&ports, Some("9")).is_err());
         assert!(select_service_port(&[], None).is_err());
     }
 
     #[test]
     fn target_port_text_as_written() {
-        assert_eq!(target_port_text(&sp(80, Some(IntOrString::String("ws".into())))), "ws");
+        assert_eq!(
+            target_port_text(&sp(80, Some(IntOrString::String("ws".into())))),
+            "ws"
+        );
         assert_eq!(target_port_text(&sp(80, None)), "80");
-        assert_eq!(numeric_target_port(&sp(80, Some(IntOrString::String("8080".into())))), Some(8080));
+        assert_eq!(
+            numeric_target_port(&sp(80, Some(IntOrString::String("8080".into())))),
+            Some(8080)
+        );
     }
 }

@@ -22,7 +22,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(format!("`{raw}` is not a duration (expected e.g. 3600, 3600s, 1h, 90m, 1h30m)"));
+            return Err(format!(
+                "`{raw}` is not a duration (expected e.g. 3600, 3600s, 1h, 90m, 1h30m)"
+            ));
         }
         let (num, tail) = rest.split_at(digits);
         let n: u64 = num.parse().map_err(|_| format!("`{raw}` is too large"))?;
@@ -35,10 +37,18 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "" => return Err(format!("`{raw}`: a unit is missing after {n}")),
-            other => return Err(format!("`{raw}`: unknown unit `{other}` (use h, m, s or ms)")),
+            other => {
+                return Err(format!(
+                    "`{raw}`: unknown unit `{other}` (use h, m, s or ms)"
+                ));
+            }
         };
-        let part = n.checked_mul(factor).ok_or_else(|| format!("`{raw}` is too large"))?;
-        total_ms = total_ms.checked_add(part).ok_or_else(|| format!("`{raw}` is too large"))?;
+        let part = n
+            .checked_mul(factor)
+            .ok_or_else(|| format!("`{raw}` is too large"))?;
+        total_ms = total_ms
+            .checked_add(part)
+            .ok_or_else(|| format!("`{raw}` is too large"))?;
         rest = tail;
     }
     Ok(Duration::from_millis(total_ms))
@@ -72,7 +82,9 @@ pub fn parse_bool(raw: &str) -> Result<bool, String> {
     match raw.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("`{raw}` is not a boolean (expected \"true\" or \"false\")")),
+        _ => Err(format!(
+            "`{raw}` is not a boolean (expected \"true\" or \"false\")"
+        )),
     }
 }
 
@@ -110,11 +122,15 @@ pub fn hash_key_variables(raw: &str) -> Vec<String> {
 }
 
 /// nginx variables that identify a client by its address.
-pub const CLIENT_ADDRESS_VARIABLES: [&str; 3] = ["remote_addr", "binary_remote_addr", "http_x_forwarded_for"];
+pub const CLIENT_ADDRESS_VARIABLES: [&str; 3] =
+    ["remote_addr", "binary_remote_addr", "http_x_forwarded_for"];
 
 /// The client-address variables of a hash key, if any.
 pub fn client_address_variables(raw: &str) -> Vec<String> {
-    hash_key_variables(raw).into_iter().filter(|v| CLIENT_ADDRESS_VARIABLES.contains(&v.as_str())).collect()
+    hash_key_variables(raw)
+        .into_iter()
+        .filter(|v| CLIENT_ADDRESS_VARIABLES.contains(&v.as_str()))
+        .collect()
 }
 
 /// `key=value,key=value` lists (AWS ALB attributes). Whitespace around items is ignored.
@@ -122,7 +138,9 @@ pub fn parse_kv_list(raw: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         match item.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => out.push((k.trim().to_owned(), v.trim().to_owned())),
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.push((k.trim().to_owned(), v.trim().to_owned()))
+            }
             _ => return Err(format!("`{item}` is not a key=value pair")),
         }
     }
@@ -132,9 +150,11 @@ pub fn parse_kv_list(raw: &str) -> Result<Vec<(String, String)>, String> {
 /// Which BackendConfig the `cloud.google.com/backend-config` annotation names
 /// for one of the Service's ports (`{"default":"x"}` or `{"ports":{"8080":"x"}}`).
 pub fn backend_config_name(raw: &str, port_keys: &[String]) -> Result<Option<String>, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(raw).map_err(|e| format!("not valid JSON ({e}); expected {{\"default\":\"NAME\"}}"))?;
-    let obj = v.as_object().ok_or("expected a JSON object such as {\"default\":\"NAME\"}")?;
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| format!("not valid JSON ({e}); expected {{\"default\":\"NAME\"}}"))?;
+    let obj = v
+        .as_object()
+        .ok_or("expected a JSON object such as {\"default\":\"NAME\"}")?;
     if let Some(ports) = obj.get("ports").and_then(|p| p.as_object()) {
         for key in port_keys {
             if let Some(name) = ports.get(key).and_then(|n| n.as_str()) {
@@ -168,7 +188,17 @@ mod tests {
 
     #[test]
     fn malformed_durations_are_errors() {
-        for bad in ["", "h", "1x", "1.5h", "-1", "abc", "1h30", "99999999999999999999", "18446744073709551615h"] {
+        for bad in [
+            "",
+            "h",
+            "1x",
+            "1.5h",
+            "-1",
+            "abc",
+            "1h30",
+            "99999999999999999999",
+            "18446744073709551615h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
@@ -190,9 +220,15 @@ mod tests {
     #[test]
     fn hash_keys() {
         assert_eq!(hash_key_variables("$remote_addr"), vec!["remote_addr"]);
-        assert_eq!(hash_key_variables("${binary_remote_addr}$request_uri"), vec!["binary_remote_addr", "request_uri"]);
+        assert_eq!(
+            hash_key_variables("${binary_remote_addr}$request_uri"),
+            vec!["binary_remote_addr", "request_uri"]
+        );
         assert!(hash_key_variables("constant").is_empty());
-        assert_eq!(client_address_variables("$http_x_forwarded_for"), vec!["http_x_forwarded_for"]);
+        assert_eq!(
+            client_address_variables("$http_x_forwarded_for"),
+            vec!["http_x_forwarded_for"]
+        );
         assert!(client_address_variables("$request_uri").is_empty());
         assert!(client_address_variables("$cookie_session").is_empty());
     }
@@ -201,7 +237,10 @@ mod tests {
     fn kv_lists() {
         assert_eq!(
             parse_kv_list("stickiness.enabled=true, stickiness.type=lb_cookie").unwrap(),
-            vec![("stickiness.enabled".into(), "true".into()), ("stickiness.type".into(), "lb_cookie".into())]
+            vec![
+                ("stickiness.enabled".into(), "true".into()),
+                ("stickiness.type".into(), "lb_cookie".into())
+            ]
         );
         assert!(parse_kv_list("stickiness.enabled").is_err());
         assert!(parse_kv_list("=x").is_err());
@@ -210,9 +249,18 @@ mod tests {
     #[test]
     fn backend_config_annotation() {
         let ports = vec!["8080".to_string(), "ws".to_string()];
-        assert_eq!(backend_config_name(r#"{"default":"ws-bc"}"#, &ports), Ok(Some("ws-bc".into())));
-        assert_eq!(backend_config_name(r#"{"ports":{"ws":"p"},"default":"d"}"#, &ports), Ok(Some("p".into())));
-        assert_eq!(backend_config_name(r#"{"ports":{"9":"p"}}"#, &ports), Ok(None));
+        assert_eq!(
+            backend_config_name(r#"{"default":"ws-bc"}"#, &ports),
+            Ok(Some("ws-bc".into()))
+        );
+        assert_eq!(
+            backend_config_name(r#"{"ports":{"ws":"p"},"default":"d"}"#, &ports),
+            Ok(Some("p".into()))
+        );
+        assert_eq!(
+            backend_config_name(r#"{"ports":{"9":"p"}}"#, &ports),
+            Ok(None)
+        );
         assert!(backend_config_name("ws-bc", &ports).is_err());
         assert!(backend_config_name("[]", &ports).is_err());
         assert!(backend_config_name(r#"{"default":3}"#, &ports).is_err());

@@ -288,7 +288,9 @@ pub static CATALOG: &[RuleInfo] = &[
 
 /// Look up a code (case-insensitive).
 pub fn rule(code: &str) -> Option<&'static RuleInfo> {
-    CATALOG.iter().find(|r| r.code.eq_ignore_ascii_case(code.trim()))
+    CATALOG
+        .iter()
+        .find(|r| r.code.eq_ignore_ascii_case(code.trim()))
 }
 
 /// The long explanation for `--explain CODE`, as `rustc --explain` prints it.
@@ -311,7 +313,10 @@ pub fn explain(code: &str) -> Option<String> {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -320,9 +325,10 @@ mod tests {
 
     /// Every code of DESIGN.md's findings catalog.
     const ALL_CODES: [&str; 29] = [
-        "WSA001", "WSA002", "WSA003", "WSA004", "WSA005", "WSA010", "WSA011", "WSA012", "WSA013", "WSA014", "WSA015",
-        "WSA016", "WSA020", "WSA030", "WSA031", "WSA032", "WSA033", "WSA034", "WSA035", "WSA036", "WSA037", "WSA040",
-        "WSA060", "WSA061", "WSA062", "WSA063", "WSA064", "WSA065", "WSA066",
+        "WSA001", "WSA002", "WSA003", "WSA004", "WSA005", "WSA010", "WSA011", "WSA012", "WSA013",
+        "WSA014", "WSA015", "WSA016", "WSA020", "WSA030", "WSA031", "WSA032", "WSA033", "WSA034",
+        "WSA035", "WSA036", "WSA037", "WSA040", "WSA060", "WSA061", "WSA062", "WSA063", "WSA064",
+        "WSA065", "WSA066",
     ];
 
     #[test]
@@ -330,7 +336,10 @@ mod tests {
         for code in ALL_CODES {
             let text = explain(code).unwrap_or_else(|| panic!("{code} has no explanation"));
             for section in ["What it means", "Why it matters", "Example", "Fix"] {
-                assert!(text.contains(&format!("\n{section}\n")), "{code} lacks {section}");
+                assert!(
+                    text.contains(&format!("\n{section}\n")),
+                    "{code} lacks {section}"
+                );
             }
         }
         assert_eq!(CATALOG.len(), ALL_CODES.len());
@@ -342,7 +351,12 @@ mod tests {
             assert!(w[0].code < w[1].code, "{} then {}", w[0].code, w[1].code);
         }
         for r in CATALOG {
-            assert!(!r.what.is_empty() && !r.why.is_empty() && !r.example.is_empty() && !r.fix.is_empty());
+            assert!(
+                !r.what.is_empty()
+                    && !r.why.is_empty()
+                    && !r.example.is_empty()
+                    && !r.fix.is_empty()
+            );
         }
     }
 
@@ -356,7 +370,8 @@ mod tests {
     #[test]
     fn no_text_contradicts_the_facts() {
         for r in CATALOG {
-            let all = format!("{} {} {} {} {}", r.title, r.what, r.why, r.example, r.fix).to_lowercase();
+            let all =
+                format!("{} {} {} {} {}", r.title, r.what, r.why, r.example, r.fix).to_lowercase();
             assert!(!all.contains("messages are balanced"), "{}", r.code);
             assert!(!all.contains("breaks websocket"), "{}", r.code);
             assert!(!all.contains("break websocket"), "{}", r.code);

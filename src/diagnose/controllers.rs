@@ -8,7 +8,9 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::annotations::{backend_config_name, parse_bool, parse_kv_list, parse_seconds};
-use super::routes::{Affinity, Controller, Route, arr, obj_name, obj_namespace, spec, str_at, text_at};
+use super::routes::{
+    Affinity, Controller, Route, arr, obj_name, obj_namespace, spec, str_at, text_at,
+};
 use super::{Ctx, Rule, finding, names};
 use crate::report::Finding;
 use crate::snapshot::{RouteKind, SkipReason};
@@ -43,24 +45,45 @@ pub fn traefik_service_annotations(ctx: &Ctx, r: &mut Route) {
                     Some(m) => match parse_seconds(m) {
                         Ok(s) => Some(s),
                         Err(reason) => {
-                            r.problem("WSA036", format!("{}={m}", ev("service.sticky.cookie.maxage")), reason);
+                            r.problem(
+                                "WSA036",
+                                format!("{}={m}", ev("service.sticky.cookie.maxage")),
+                                reason,
+                            );
                             None
                         }
                     },
                     None => None,
                 };
-                let name = get("service.sticky.cookie.name").map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-                r.set_affinity(Affinity::Cookie { name, max_age, mode: None }, format!("{}=true", ev("service.sticky.cookie")));
+                let name = get("service.sticky.cookie.name")
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty());
+                r.set_affinity(
+                    Affinity::Cookie {
+                        name,
+                        max_age,
+                        mode: None,
+                    },
+                    format!("{}=true", ev("service.sticky.cookie")),
+                );
             }
             Ok(false) => {}
-            Err(reason) => r.problem("WSA036", format!("{}={v}", ev("service.sticky.cookie")), reason),
+            Err(reason) => r.problem(
+                "WSA036",
+                format!("{}={v}", ev("service.sticky.cookie")),
+                reason,
+            ),
         }
     }
 }
 
 /// Traefik settings on the Service when no Traefik route was found.
 pub fn traefik_service_route(ctx: &Ctx) -> Option<Route> {
-    if !ctx.service_annotations().keys().any(|k| k.starts_with(&format!("{TRAEFIK}service."))) {
+    if !ctx
+        .service_annotations()
+        .keys()
+        .any(|k| k.starts_with(&format!("{TRAEFIK}service.")))
+    {
         return None;
     }
     let mut r = Route::new("Service", &ctx.name, Controller::Traefik);
@@ -76,7 +99,9 @@ pub fn traefik_ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     let mut hit: Option<&Value> = None;
     let mut hosts = Vec::new();
     for route in arr(s, "routes") {
-        let ours = arr(route, "services").iter().find(|svc| backend_is_ours(ctx, obj, svc));
+        let ours = arr(route, "services")
+            .iter()
+            .find(|svc| backend_is_ours(ctx, obj, svc));
         if let Some(svc) = ours {
             hit.get_or_insert(svc);
             hosts.extend(hosts_in_match(str_at(route, "match").unwrap_or("")));
@@ -85,7 +110,10 @@ pub fn traefik_ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     let svc = hit?;
     let mut r = Route::new("IngressRoute", &name, Controller::Traefik);
     r.hosts = hosts;
-    let ev = format!("ingressroute/{name} spec.routes[].services[name={}]", ctx.name);
+    let ev = format!(
+        "ingressroute/{name} spec.routes[].services[name={}]",
+        ctx.name
+    );
     if svc.get("nativeLB").and_then(Value::as_bool) == Some(true) {
         r.to_cluster_ip = Some(format!("{ev}.nativeLB=true"));
     } else {
@@ -100,7 +128,14 @@ pub fn traefik_ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
             }
         });
         let cname = str_at(cookie, "name").map(str::to_owned);
-        r.set_affinity(Affinity::Cookie { name: cname, max_age, mode: None }, format!("{ev}.sticky.cookie"));
+        r.set_affinity(
+            Affinity::Cookie {
+                name: cname,
+                max_age,
+                mode: None,
+            },
+            format!("{ev}.sticky.cookie"),
+        );
     }
     Some(r)
 }
@@ -135,33 +170,69 @@ pub fn haproxy(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
     let get = |k: &str| -> Option<(String, String)> {
         ing.get(k)
             .map(|v| (v.clone(), format!("{ing_ref} metadata.annotations[{k}]")))
-            .or_else(|| svc.get(k).map(|v| (v.clone(), format!("{svc_ref} metadata.annotations[{k}]"))))
+            .or_else(|| {
+                svc.get(k)
+                    .map(|v| (v.clone(), format!("{svc_ref} metadata.annotations[{k}]")))
+            })
     };
     if let Some((v, ev)) = get("haproxy.org/cookie-persistence") {
         let name = v.trim().to_owned();
-        r.set_affinity(Affinity::Cookie { name: (!name.is_empty()).then_some(name), max_age: None, mode: None }, format!("{ev}={v}"));
+        r.set_affinity(
+            Affinity::Cookie {
+                name: (!name.is_empty()).then_some(name),
+                max_age: None,
+                mode: None,
+            },
+            format!("{ev}={v}"),
+        );
     }
     for prefix in ["haproxy-ingress.github.io/", "ingress.kubernetes.io/"] {
         if let Some((v, ev)) = get(&format!("{prefix}affinity")) {
             if v.trim() == "cookie" {
-                let name = get(&format!("{prefix}session-cookie-name")).map(|(n, _)| n.trim().to_owned());
-                let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| "INGRESSCOOKIE".into());
-                r.set_affinity(Affinity::Cookie { name: Some(name), max_age: None, mode: None }, format!("{ev}=cookie"));
+                let name =
+                    get(&format!("{prefix}session-cookie-name")).map(|(n, _)| n.trim().to_owned());
+                let name = name
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "INGRESSCOOKIE".into());
+                r.set_affinity(
+                    Affinity::Cookie {
+                        name: Some(name),
+                        max_age: None,
+                        mode: None,
+                    },
+                    format!("{ev}=cookie"),
+                );
             } else {
-                r.problem("WSA036", format!("{ev}={v}"), "only `cookie` is supported".into());
+                r.problem(
+                    "WSA036",
+                    format!("{ev}={v}"),
+                    "only `cookie` is supported".into(),
+                );
             }
         }
     }
-    for key in ["haproxy.org/load-balance", "haproxy-ingress.github.io/balance-algorithm"] {
+    for key in [
+        "haproxy.org/load-balance",
+        "haproxy-ingress.github.io/balance-algorithm",
+    ] {
         if let Some((v, ev)) = get(key) {
             let algo = v.trim().to_owned();
             if algo.split_whitespace().next() == Some("source") && r.affinity.is_none() {
-                r.set_affinity(Affinity::Hash { key: "source".into(), client_address: true }, format!("{ev}={v}"));
+                r.set_affinity(
+                    Affinity::Hash {
+                        key: "source".into(),
+                        client_address: true,
+                    },
+                    format!("{ev}={v}"),
+                );
             }
             r.balancer = Some(algo);
         }
     }
-    for key in ["haproxy.org/timeout-tunnel", "haproxy-ingress.github.io/timeout-tunnel"] {
+    for key in [
+        "haproxy.org/timeout-tunnel",
+        "haproxy-ingress.github.io/timeout-tunnel",
+    ] {
         if let Some((v, ev)) = get(key) {
             r.timeout_value("timeout-tunnel", &v, ev);
         }
@@ -182,8 +253,20 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
     let tga_key = format!("{ALB}target-group-attributes");
     let tga = svc
         .get(&tga_key)
-        .map(|v| (v.clone(), format!("{svc_ref} metadata.annotations[{tga_key}]")))
-        .or_else(|| ing.get(&tga_key).map(|v| (v.clone(), format!("{ing_ref} metadata.annotations[{tga_key}]"))));
+        .map(|v| {
+            (
+                v.clone(),
+                format!("{svc_ref} metadata.annotations[{tga_key}]"),
+            )
+        })
+        .or_else(|| {
+            ing.get(&tga_key).map(|v| {
+                (
+                    v.clone(),
+                    format!("{ing_ref} metadata.annotations[{tga_key}]"),
+                )
+            })
+        });
     if let Some((raw, ev)) = tga {
         match parse_kv_list(&raw) {
             Ok(kv) => {
@@ -193,7 +276,10 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
                     Some(Ok(true)) => {
                         let typ = get("stickiness.type").unwrap_or("lb_cookie");
                         let (name, dur_key) = if typ == "app_cookie" {
-                            (get("stickiness.app_cookie.cookie_name").unwrap_or("(app cookie)"), "stickiness.app_cookie.duration_seconds")
+                            (
+                                get("stickiness.app_cookie.cookie_name").unwrap_or("(app cookie)"),
+                                "stickiness.app_cookie.duration_seconds",
+                            )
                         } else {
                             ("AWSALB", "stickiness.lb_cookie.duration_seconds")
                         };
@@ -205,18 +291,26 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
                             }
                         });
                         r.set_affinity(
-                            Affinity::Cookie { name: Some(name.to_owned()), max_age, mode: None },
+                            Affinity::Cookie {
+                                name: Some(name.to_owned()),
+                                max_age,
+                                mode: None,
+                            },
                             format!("{ev}: stickiness.enabled=true,stickiness.type={typ}"),
                         );
                     }
-                    Some(Err(reason)) => r.problem("WSA036", format!("{ev}: stickiness.enabled"), reason),
+                    Some(Err(reason)) => {
+                        r.problem("WSA036", format!("{ev}: stickiness.enabled"), reason)
+                    }
                     _ => {}
                 }
             }
             Err(reason) => r.problem("WSA036", format!("{ev}={raw}"), reason),
         }
     }
-    let target_type = ing.get(&format!("{ALB}target-type")).or_else(|| svc.get(&format!("{ALB}target-type")));
+    let target_type = ing
+        .get(&format!("{ALB}target-type"))
+        .or_else(|| svc.get(&format!("{ALB}target-type")));
     if target_type.map(|t| t.trim()) == Some("ip") {
         r.bypasses_service = true;
     } else {
@@ -226,7 +320,10 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
     let lba_ev = format!("{ing_ref} metadata.annotations[{lba_key}]");
     let idle = match ing.get(&lba_key) {
         Some(raw) => match parse_kv_list(raw) {
-            Ok(kv) => kv.into_iter().find(|(k, _)| k == "idle_timeout.timeout_seconds").map(|(_, v)| v),
+            Ok(kv) => kv
+                .into_iter()
+                .find(|(k, _)| k == "idle_timeout.timeout_seconds")
+                .map(|(_, v)| v),
             Err(reason) => {
                 r.problem("WSA034", format!("{lba_ev}={raw}"), reason);
                 None
@@ -235,7 +332,11 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
         None => None,
     };
     match idle {
-        Some(v) => r.timeout_value("idle_timeout.timeout_seconds", &v, format!("{lba_ev} idle_timeout.timeout_seconds")),
+        Some(v) => r.timeout_value(
+            "idle_timeout.timeout_seconds",
+            &v,
+            format!("{lba_ev} idle_timeout.timeout_seconds"),
+        ),
         None => r.default_timeout("idle_timeout.timeout_seconds", ALB_DEFAULT_IDLE, lba_ev),
     }
 }
@@ -246,8 +347,18 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
 pub const GKE_DEFAULT_TIMEOUT: u64 = 30;
 
 fn backend_config_annotation(ctx: &Ctx) -> Option<(String, String)> {
-    ["cloud.google.com/backend-config", "beta.cloud.google.com/backend-config"].into_iter().find_map(|k| {
-        ctx.service_annotations().get(k).map(|v| (v.clone(), format!("{} metadata.annotations[{k}]", ctx.svc_ref())))
+    [
+        "cloud.google.com/backend-config",
+        "beta.cloud.google.com/backend-config",
+    ]
+    .into_iter()
+    .find_map(|k| {
+        ctx.service_annotations().get(k).map(|v| {
+            (
+                v.clone(),
+                format!("{} metadata.annotations[{k}]", ctx.svc_ref()),
+            )
+        })
     })
 }
 
@@ -257,18 +368,31 @@ pub fn gke(ctx: &Ctx, r: &mut Route) {
     r.bypasses_service = neg.is_some_and(|v| v.replace(' ', "").contains("\"ingress\":true"));
     let timeout_ev = "BackendConfig spec.timeoutSec".to_owned();
     let Some((raw, ev)) = backend_config_annotation(ctx) else {
-        r.default_timeout("timeoutSec", GKE_DEFAULT_TIMEOUT, format!("{} (no cloud.google.com/backend-config)", timeout_ev));
+        r.default_timeout(
+            "timeoutSec",
+            GKE_DEFAULT_TIMEOUT,
+            format!("{} (no cloud.google.com/backend-config)", timeout_ev),
+        );
         return;
     };
     let port_keys: Vec<String> = ctx
         .spec()
         .and_then(|s| s.ports.as_ref())
-        .map(|ps| ps.iter().flat_map(|p| [Some(p.port.to_string()), p.name.clone()]).flatten().collect())
+        .map(|ps| {
+            ps.iter()
+                .flat_map(|p| [Some(p.port.to_string()), p.name.clone()])
+                .flatten()
+                .collect()
+        })
         .unwrap_or_default();
     let name = match backend_config_name(&raw, &port_keys) {
         Ok(Some(n)) => n,
         Ok(None) => {
-            r.default_timeout("timeoutSec", GKE_DEFAULT_TIMEOUT, format!("{ev} names no BackendConfig for this port"));
+            r.default_timeout(
+                "timeoutSec",
+                GKE_DEFAULT_TIMEOUT,
+                format!("{ev} names no BackendConfig for this port"),
+            );
             return;
         }
         Err(reason) => {
@@ -277,13 +401,26 @@ pub fn gke(ctx: &Ctx, r: &mut Route) {
             return;
         }
     };
-    let group = ctx.snap.custom.iter().find(|c| c.kind == RouteKind::BackendConfig);
-    let bc = group.and_then(|g| g.objects.iter().find(|o| o.metadata.name.as_deref() == Some(name.as_str())));
+    let group = ctx
+        .snap
+        .custom
+        .iter()
+        .find(|c| c.kind == RouteKind::BackendConfig);
+    let bc = group.and_then(|g| {
+        g.objects
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some(name.as_str()))
+    });
     let Some(bc) = bc else {
         let why = if group.is_some() {
-            format!("BackendConfig `{name}` does not exist in namespace `{}`", ctx.ns())
+            format!(
+                "BackendConfig `{name}` does not exist in namespace `{}`",
+                ctx.ns()
+            )
         } else {
-            format!("BackendConfig `{name}` could not be read (backendconfigs.cloud.google.com not listed)")
+            format!(
+                "BackendConfig `{name}` could not be read (backendconfigs.cloud.google.com not listed)"
+            )
         };
         r.problem("WSA036", format!("{ev}={raw}"), why);
         return;
@@ -300,7 +437,11 @@ pub fn gke(ctx: &Ctx, r: &mut Route) {
                 format!("{bc_ref} spec.sessionAffinity.affinityType=CLIENT_IP"),
             ),
             "GENERATED_COOKIE" => r.set_affinity(
-                Affinity::Cookie { name: Some("GCLB".into()), max_age: ttl, mode: None },
+                Affinity::Cookie {
+                    name: Some("GCLB".into()),
+                    max_age: ttl,
+                    mode: None,
+                },
                 format!("{bc_ref} spec.sessionAffinity.affinityType=GENERATED_COOKIE"),
             ),
             other => r.problem(
@@ -312,7 +453,11 @@ pub fn gke(ctx: &Ctx, r: &mut Route) {
     }
     match text_at(s, "timeoutSec") {
         Some(t) => r.timeout_value("timeoutSec", &t, format!("{bc_ref} spec.timeoutSec")),
-        None => r.default_timeout("timeoutSec", GKE_DEFAULT_TIMEOUT, format!("{bc_ref} spec.timeoutSec")),
+        None => r.default_timeout(
+            "timeoutSec",
+            GKE_DEFAULT_TIMEOUT,
+            format!("{bc_ref} spec.timeoutSec"),
+        ),
     }
 }
 
@@ -333,9 +478,11 @@ pub fn gke_backend_config_route(ctx: &Ctx) -> Option<Route> {
 pub fn httpproxy(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     let name = obj_name(obj);
     let s = spec(obj);
-    let route = arr(s, "routes")
-        .iter()
-        .find(|rt| arr(rt, "services").iter().any(|svc| str_at(svc, "name") == Some(ctx.name.as_str())))?;
+    let route = arr(s, "routes").iter().find(|rt| {
+        arr(rt, "services")
+            .iter()
+            .any(|svc| str_at(svc, "name") == Some(ctx.name.as_str()))
+    })?;
     let mut r = Route::new("HTTPProxy", &name, Controller::Contour);
     r.bypasses_service = true;
     if let Some(fqdn) = s.get("virtualhost").and_then(|v| str_at(v, "fqdn")) {
@@ -346,23 +493,45 @@ pub fn httpproxy(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
         let strategy = str_at(lb, "strategy").unwrap_or("RoundRobin");
         match strategy {
             "Cookie" => r.set_affinity(
-                Affinity::Cookie { name: Some("X-Contour-Session-Affinity".into()), max_age: None, mode: None },
+                Affinity::Cookie {
+                    name: Some("X-Contour-Session-Affinity".into()),
+                    max_age: None,
+                    mode: None,
+                },
                 format!("{ev}.loadBalancerPolicy.strategy=Cookie"),
             ),
             "RequestHash" => {
                 for p in arr(lb, "requestHashPolicies") {
                     let ev = format!("{ev}.loadBalancerPolicy.requestHashPolicies");
                     if p.get("hashSourceIP").and_then(Value::as_bool) == Some(true) {
-                        r.set_affinity(Affinity::Hash { key: "source IP".into(), client_address: true }, format!("{ev}.hashSourceIP=true"));
-                        break;
-                    }
-                    if let Some(h) = p.get("headerHashOptions").and_then(|h| str_at(h, "headerName")) {
-                        r.set_affinity(Affinity::Header { name: h.to_owned() }, format!("{ev}.headerHashOptions.headerName={h}"));
-                        break;
-                    }
-                    if let Some(q) = p.get("queryParameterHashOptions").and_then(|h| str_at(h, "parameterName")) {
                         r.set_affinity(
-                            Affinity::Hash { key: format!("query {q}"), client_address: false },
+                            Affinity::Hash {
+                                key: "source IP".into(),
+                                client_address: true,
+                            },
+                            format!("{ev}.hashSourceIP=true"),
+                        );
+                        break;
+                    }
+                    if let Some(h) = p
+                        .get("headerHashOptions")
+                        .and_then(|h| str_at(h, "headerName"))
+                    {
+                        r.set_affinity(
+                            Affinity::Header { name: h.to_owned() },
+                            format!("{ev}.headerHashOptions.headerName={h}"),
+                        );
+                        break;
+                    }
+                    if let Some(q) = p
+                        .get("queryParameterHashOptions")
+                        .and_then(|h| str_at(h, "parameterName"))
+                    {
+                        r.set_affinity(
+                            Affinity::Hash {
+                                key: format!("query {q}"),
+                                client_address: false,
+                            },
                             format!("{ev}.queryParameterHashOptions.parameterName={q}"),
                         );
                         break;
@@ -375,10 +544,14 @@ pub fn httpproxy(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     }
     if let Some(tp) = route.get("timeoutPolicy") {
         for key in ["idle", "response"] {
-            if let Some(v) = text_at(tp, key) {
-                if v.trim() != "infinity" {
-                    r.timeout_value(&format!("timeoutPolicy.{key}"), &v, format!("{ev}.timeoutPolicy.{key}"));
-                }
+            if let Some(v) = text_at(tp, key)
+                && v.trim() != "infinity"
+            {
+                r.timeout_value(
+                    &format!("timeoutPolicy.{key}"),
+                    &v,
+                    format!("{ev}.timeoutPolicy.{key}"),
+                );
             }
         }
     }
@@ -394,7 +567,12 @@ pub fn destination_rule(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     let host = str_at(s, "host")?;
     let ns = ctx.ns();
     let svc = &ctx.name;
-    let matches = [svc.clone(), format!("{svc}.{ns}"), format!("{svc}.{ns}.svc"), format!("{svc}.{ns}.svc.cluster.local")];
+    let matches = [
+        svc.clone(),
+        format!("{svc}.{ns}"),
+        format!("{svc}.{ns}.svc"),
+        format!("{svc}.{ns}.svc.cluster.local"),
+    ];
     if !matches.iter().any(|m| m == host) {
         return None;
     }
@@ -416,14 +594,33 @@ pub fn destination_rule(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
                     }
                 });
                 let cname = str_at(c, "name").map(str::to_owned);
-                r.set_affinity(Affinity::Cookie { name: cname, max_age: ttl, mode: None }, format!("{ev}.httpCookie"));
+                r.set_affinity(
+                    Affinity::Cookie {
+                        name: cname,
+                        max_age: ttl,
+                        mode: None,
+                    },
+                    format!("{ev}.httpCookie"),
+                );
             } else if let Some(h) = str_at(ch, "httpHeaderName") {
-                r.set_affinity(Affinity::Header { name: h.to_owned() }, format!("{ev}.httpHeaderName={h}"));
+                r.set_affinity(
+                    Affinity::Header { name: h.to_owned() },
+                    format!("{ev}.httpHeaderName={h}"),
+                );
             } else if ch.get("useSourceIp").and_then(Value::as_bool) == Some(true) {
-                r.set_affinity(Affinity::Hash { key: "source IP".into(), client_address: true }, format!("{ev}.useSourceIp=true"));
+                r.set_affinity(
+                    Affinity::Hash {
+                        key: "source IP".into(),
+                        client_address: true,
+                    },
+                    format!("{ev}.useSourceIp=true"),
+                );
             } else if let Some(q) = str_at(ch, "httpQueryParameterName") {
                 r.set_affinity(
-                    Affinity::Hash { key: format!("query {q}"), client_address: false },
+                    Affinity::Hash {
+                        key: format!("query {q}"),
+                        client_address: false,
+                    },
                     format!("{ev}.httpQueryParameterName={q}"),
                 );
             }
@@ -431,8 +628,16 @@ pub fn destination_rule(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
             r.balancer = Some(simple.to_owned());
         }
     }
-    if let Some(t) = tp.get("connectionPool").and_then(|c| c.get("http")).and_then(|h| text_at(h, "idleTimeout")) {
-        r.timeout_value("connectionPool.http.idleTimeout", &t, format!("{ev}.connectionPool.http.idleTimeout"));
+    if let Some(t) = tp
+        .get("connectionPool")
+        .and_then(|c| c.get("http"))
+        .and_then(|h| text_at(h, "idleTimeout"))
+    {
+        r.timeout_value(
+            "connectionPool.http.idleTimeout",
+            &t,
+            format!("{ev}.connectionPool.http.idleTimeout"),
+        );
     }
     Some(r)
 }
@@ -456,13 +661,21 @@ pub fn httproute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     let rules: Vec<(usize, &Value)> = arr(s, "rules")
         .iter()
         .enumerate()
-        .filter(|(_, rule)| arr(rule, "backendRefs").iter().any(|b| backend_is_ours(ctx, obj, b)))
+        .filter(|(_, rule)| {
+            arr(rule, "backendRefs")
+                .iter()
+                .any(|b| backend_is_ours(ctx, obj, b))
+        })
         .collect();
     if rules.is_empty() {
         return None;
     }
     let mut r = Route::new("HTTPRoute", &name, Controller::GatewayApi);
-    r.hosts = arr(s, "hostnames").iter().filter_map(Value::as_str).map(str::to_owned).collect();
+    r.hosts = arr(s, "hostnames")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
     for (i, rule) in rules {
         let ev = format!("httproute/{name} spec.rules[{i}]");
         if let (Some(sp), true) = (rule.get("sessionPersistence"), r.affinity.is_none()) {
@@ -470,17 +683,27 @@ pub fn httproute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
             let max_age = text_at(sp, "absoluteTimeout").and_then(|t| match parse_seconds(&t) {
                 Ok(s) => Some(s),
                 Err(reason) => {
-                    r.problem("WSA036", format!("{ev}.sessionPersistence.absoluteTimeout={t}"), reason);
+                    r.problem(
+                        "WSA036",
+                        format!("{ev}.sessionPersistence.absoluteTimeout={t}"),
+                        reason,
+                    );
                     None
                 }
             });
             match str_at(sp, "type").unwrap_or("Cookie") {
                 "Header" => r.set_affinity(
-                    Affinity::Header { name: session.unwrap_or_else(|| "(generated)".into()) },
+                    Affinity::Header {
+                        name: session.unwrap_or_else(|| "(generated)".into()),
+                    },
                     format!("{ev}.sessionPersistence.type=Header"),
                 ),
                 "Cookie" => r.set_affinity(
-                    Affinity::Cookie { name: session, max_age, mode: None },
+                    Affinity::Cookie {
+                        name: session,
+                        max_age,
+                        mode: None,
+                    },
                     format!("{ev}.sessionPersistence.type=Cookie"),
                 ),
                 other => r.problem(
@@ -495,7 +718,11 @@ pub fn httproute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
                 if let Some(v) = text_at(t, key) {
                     // A zero duration disables the timeout.
                     if parse_seconds(&v).ok() != Some(0) || v.trim().ends_with("ms") {
-                        r.timeout_value(&format!("timeouts.{key}"), &v, format!("{ev}.timeouts.{key}"));
+                        r.timeout_value(
+                            &format!("timeouts.{key}"),
+                            &v,
+                            format!("{ev}.timeouts.{key}"),
+                        );
                     }
                 }
             }
@@ -522,14 +749,30 @@ pub fn wsa035_no_route(ctx: &Ctx) -> Vec<Finding> {
         "no Ingress, HTTPRoute, HTTPProxy or IngressRoute in namespace `{}` names service `{}`{}: clients reach it through the ClusterIP{}",
         ctx.ns(),
         ctx.name,
-        if forbidden.is_empty() { String::new() } else { format!(" (of those that could be read; {} forbidden)", names(&forbidden)) },
-        if ctx.is_external_type() { format!(" or its {} ports", ctx.service_type()) } else { String::new() }
+        if forbidden.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (of those that could be read; {} forbidden)",
+                names(&forbidden)
+            )
+        },
+        if ctx.is_external_type() {
+            format!(" or its {} ports", ctx.service_type())
+        } else {
+            String::new()
+        }
     );
     detail.push_str(", so the Service's own settings decide where connections land");
     vec![finding(
         "WSA035",
         detail,
-        vec![format!("ingresses in {}: {}, none with backend {}", ctx.ns(), ctx.snap.ingresses.len(), ctx.name)],
+        vec![format!(
+            "ingresses in {}: {}, none with backend {}",
+            ctx.ns(),
+            ctx.snap.ingresses.len(),
+            ctx.name
+        )],
         "none needed for in-cluster clients; otherwise add an Ingress or HTTPRoute whose backend is this Service",
     )]
 }
@@ -542,15 +785,22 @@ fn affinity_meaning(a: &Affinity) -> String {
             name.as_deref().unwrap_or("(generated name)"),
             max_age.map(|m| format!(" for {m} s")).unwrap_or_default()
         ),
-        Affinity::Hash { key, client_address: true } => {
-            format!("hash on {key}: one client address stays on one pod (clients behind one NAT share a pod)")
+        Affinity::Hash {
+            key,
+            client_address: true,
+        } => {
+            format!(
+                "hash on {key}: one client address stays on one pod (clients behind one NAT share a pod)"
+            )
         }
         Affinity::Hash { key, .. } => format!("hash on {key}: one key value stays on one pod"),
         Affinity::ClientIp { ttl } => format!(
             "client IP{}: one client address stays on one pod",
             ttl.map(|t| format!(" for {t} s")).unwrap_or_default()
         ),
-        Affinity::Header { name } => format!("header `{name}`: requests with one header value stay on one pod"),
+        Affinity::Header { name } => {
+            format!("header `{name}`: requests with one header value stay on one pod")
+        }
     }
 }
 
@@ -575,11 +825,17 @@ pub fn wsa036_other_controller(ctx: &Ctx) -> Vec<Finding> {
         for p in &bad {
             parts.push(format!("`{}` could not be read: {}", p.evidence, p.reason));
         }
-        let evidence = r.affinity_evidence.iter().cloned().chain(bad.iter().map(|p| p.evidence.clone())).collect();
+        let evidence = r
+            .affinity_evidence
+            .iter()
+            .cloned()
+            .chain(bad.iter().map(|p| p.evidence.clone()))
+            .collect();
         let fix = if bad.is_empty() {
             "none needed if intended; remove the setting named in the evidence to have one client's new connections spread (open WebSockets stay where they are)".to_owned()
         } else {
-            "correct the value named in the evidence; until then the controller uses its default".to_owned()
+            "correct the value named in the evidence; until then the controller uses its default"
+                .to_owned()
         };
         out.push(finding("WSA036", parts.join("; "), evidence, fix));
     }
@@ -629,34 +885,65 @@ mod tests {
     }
 
     fn all(snap: &Snapshot) -> Vec<&'static str> {
-        codes(&super::super::findings(&Ctx::new(snap, &Observations::default())))
+        codes(&super::super::findings(&Ctx::new(
+            snap,
+            &Observations::default(),
+        )))
     }
 
     #[test]
     fn traefik_sticky_cookie_on_the_service() {
         let svc = service("web")
-            .annotation("traefik.ingress.kubernetes.io/service.sticky.cookie", "true")
-            .annotation("traefik.ingress.kubernetes.io/service.sticky.cookie.name", "ws");
-        let snap = snapshot(svc.build()).ready_pods(2).ingress(ingress("web", "web").class("traefik").build()).build();
+            .annotation(
+                "traefik.ingress.kubernetes.io/service.sticky.cookie",
+                "true",
+            )
+            .annotation(
+                "traefik.ingress.kubernetes.io/service.sticky.cookie.name",
+                "ws",
+            );
+        let snap = snapshot(svc.build())
+            .ready_pods(2)
+            .ingress(ingress("web", "web").class("traefik").build())
+            .build();
         let r = &ctx_routes(&snap)[0];
         assert_eq!(r.controller, Controller::Traefik);
-        assert_eq!(r.affinity, Affinity::Cookie { name: Some("ws".into()), max_age: None, mode: None });
+        assert_eq!(
+            r.affinity,
+            Affinity::Cookie {
+                name: Some("ws".into()),
+                max_age: None,
+                mode: None
+            }
+        );
         let f = run(wsa036_other_controller, &snap);
         assert_eq!(codes(&f), vec!["WSA036"]);
-        assert!(f[0].detail.contains("traefik") && f[0].detail.contains("`ws`"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("traefik") && f[0].detail.contains("`ws`"),
+            "{}",
+            f[0].detail
+        );
     }
 
     #[test]
     fn traefik_nativelb_is_wsa033() {
-        let svc = service("web").client_ip(10800).annotation("traefik.ingress.kubernetes.io/service.nativelb", "true");
-        let snap = snapshot(svc.build()).ready_pods(2).ingress(ingress("web", "web").class("traefik").build()).build();
+        let svc = service("web")
+            .client_ip(10800)
+            .annotation("traefik.ingress.kubernetes.io/service.nativelb", "true");
+        let snap = snapshot(svc.build())
+            .ready_pods(2)
+            .ingress(ingress("web", "web").class("traefik").build())
+            .build();
         assert!(all(&snap).contains(&"WSA033"));
         assert!(!all(&snap).contains(&"WSA013"));
     }
 
     #[test]
     fn traefik_service_annotations_without_route_still_reported() {
-        let svc = service("web").annotation("traefik.ingress.kubernetes.io/service.sticky.cookie", "yes!");
+        let svc = service("web").annotation(
+            "traefik.ingress.kubernetes.io/service.sticky.cookie",
+            "yes!",
+        );
         let snap = snapshot(svc.build()).ready_pods(2).build();
         let f = run(wsa036_other_controller, &snap);
         assert_eq!(codes(&f), vec!["WSA036"]);
@@ -671,35 +958,72 @@ mod tests {
             "web",
             json!({"spec": {"routes": [{"match": "Host(`ws.example.com`) && PathPrefix(`/`)", "services": [{"name": "web", "port": 8080, "sticky": {"cookie": {"name": "tr", "maxAge": 600}}}]}]}}),
         );
-        let snap = snapshot(service("web").build()).ready_pods(2).custom(RouteKind::IngressRoute, obj).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .custom(RouteKind::IngressRoute, obj)
+            .build();
         let r = &ctx_routes(&snap)[0];
         assert_eq!(r.hosts, vec!["ws.example.com"]);
-        assert_eq!(r.affinity, Affinity::Cookie { name: Some("tr".into()), max_age: Some(600), mode: None });
+        assert_eq!(
+            r.affinity,
+            Affinity::Cookie {
+                name: Some("tr".into()),
+                max_age: Some(600),
+                mode: None
+            }
+        );
         assert_eq!(codes(&run(wsa036_other_controller, &snap)), vec!["WSA036"]);
     }
 
     #[test]
     fn haproxy_both_families() {
-        let ing = ingress("web", "web").class("haproxy").annotation("haproxy.org/cookie-persistence", "srv");
-        let snap = snapshot(service("web").build()).ready_pods(2).ingress(ing.build()).build();
-        assert_eq!(ctx_routes(&snap)[0].affinity, Affinity::Cookie { name: Some("srv".into()), max_age: None, mode: None });
+        let ing = ingress("web", "web")
+            .class("haproxy")
+            .annotation("haproxy.org/cookie-persistence", "srv");
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build();
+        assert_eq!(
+            ctx_routes(&snap)[0].affinity,
+            Affinity::Cookie {
+                name: Some("srv".into()),
+                max_age: None,
+                mode: None
+            }
+        );
         assert_eq!(codes(&run(wsa036_other_controller, &snap)), vec!["WSA036"]);
 
         let ing = ingress("web", "web")
             .no_class()
             .annotation("haproxy-ingress.github.io/affinity", "cookie")
             .annotation("haproxy-ingress.github.io/timeout-tunnel", "30s");
-        let snap = snapshot(service("web").build()).ready_pods(2).ingress(ing.build()).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build();
         let r = &ctx_routes(&snap)[0];
         assert_eq!(r.controller, Controller::Haproxy);
-        assert_eq!(r.affinity, Affinity::Cookie { name: Some("INGRESSCOOKIE".into()), max_age: None, mode: None });
+        assert_eq!(
+            r.affinity,
+            Affinity::Cookie {
+                name: Some("INGRESSCOOKIE".into()),
+                max_age: None,
+                mode: None
+            }
+        );
         assert!(all(&snap).contains(&"WSA034"));
     }
 
     #[test]
     fn haproxy_without_affinity_is_silent() {
-        let ing = ingress("web", "web").class("haproxy").annotation("haproxy.org/timeout-tunnel", "1h");
-        let snap = snapshot(service("web").build()).ready_pods(2).ingress(ing.build()).build();
+        let ing = ingress("web", "web")
+            .class("haproxy")
+            .annotation("haproxy.org/timeout-tunnel", "1h");
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build();
         assert!(run(wsa036_other_controller, &snap).is_empty());
         assert!(!all(&snap).contains(&"WSA034"));
     }
@@ -710,29 +1034,58 @@ mod tests {
             "alb.ingress.kubernetes.io/target-group-attributes",
             "stickiness.enabled=true,stickiness.type=lb_cookie,stickiness.lb_cookie.duration_seconds=86400",
         );
-        let snap = snapshot(service("web").build()).ready_pods(2).ingress(ing.build()).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build();
         let r = &ctx_routes(&snap)[0];
-        assert_eq!(r.affinity, Affinity::Cookie { name: Some("AWSALB".into()), max_age: Some(86400), mode: None });
+        assert_eq!(
+            r.affinity,
+            Affinity::Cookie {
+                name: Some("AWSALB".into()),
+                max_age: Some(86400),
+                mode: None
+            }
+        );
         let codes = all(&snap);
-        assert!(codes.contains(&"WSA036") && codes.contains(&"WSA034"), "{codes:?}");
+        assert!(
+            codes.contains(&"WSA036") && codes.contains(&"WSA034"),
+            "{codes:?}"
+        );
     }
 
     #[test]
     fn alb_with_long_idle_timeout_and_no_stickiness_is_silent() {
-        let ing = ingress("web", "web")
-            .class("alb")
-            .annotation("alb.ingress.kubernetes.io/load-balancer-attributes", "idle_timeout.timeout_seconds=4000");
-        let snap = snapshot(service("web").build()).ready_pods(2).ingress(ing.build()).build();
+        let ing = ingress("web", "web").class("alb").annotation(
+            "alb.ingress.kubernetes.io/load-balancer-attributes",
+            "idle_timeout.timeout_seconds=4000",
+        );
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build();
         let codes = all(&snap);
-        assert!(!codes.contains(&"WSA036") && !codes.contains(&"WSA034"), "{codes:?}");
-        let bad = ingress("web", "web").class("alb").annotation("alb.ingress.kubernetes.io/target-group-attributes", "stickiness");
-        let snap = snapshot(service("web").build()).ready_pods(2).ingress(bad.build()).build();
+        assert!(
+            !codes.contains(&"WSA036") && !codes.contains(&"WSA034"),
+            "{codes:?}"
+        );
+        let bad = ingress("web", "web").class("alb").annotation(
+            "alb.ingress.kubernetes.io/target-group-attributes",
+            "stickiness",
+        );
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(bad.build())
+            .build();
         assert!(all(&snap).contains(&"WSA036"));
     }
 
     #[test]
     fn gke_backend_config_affinity_and_timeout() {
-        let svc = service("web").annotation("cloud.google.com/backend-config", r#"{"ports":{"8080":"ws-bc"}}"#);
+        let svc = service("web").annotation(
+            "cloud.google.com/backend-config",
+            r#"{"ports":{"8080":"ws-bc"}}"#,
+        );
         let bc = dynamic(
             RouteKind::BackendConfig,
             "ws-bc",
@@ -744,27 +1097,47 @@ mod tests {
             .custom(RouteKind::BackendConfig, bc)
             .build();
         let r = &ctx_routes(&snap)[0];
-        assert_eq!(r.affinity, Affinity::Cookie { name: Some("GCLB".into()), max_age: Some(3600), mode: None });
+        assert_eq!(
+            r.affinity,
+            Affinity::Cookie {
+                name: Some("GCLB".into()),
+                max_age: Some(3600),
+                mode: None
+            }
+        );
         assert_eq!(r.row().timeouts, vec!["timeoutSec=600s"]);
         let codes = all(&snap);
-        assert!(codes.contains(&"WSA036") && codes.contains(&"WSA034"), "{codes:?}");
+        assert!(
+            codes.contains(&"WSA036") && codes.contains(&"WSA034"),
+            "{codes:?}"
+        );
     }
 
     #[test]
     fn gke_without_backend_config_has_30s_default() {
-        let snap = snapshot(service("web").build()).ready_pods(2).ingress(ingress("web", "web").class("gce").build()).build();
-        let f = super::super::ingress_nginx::wsa034_timeouts(&Ctx::new(&snap, &Observations::default()));
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ingress("web", "web").class("gce").build())
+            .build();
+        let f = super::super::ingress_nginx::wsa034_timeouts(&Ctx::new(
+            &snap,
+            &Observations::default(),
+        ));
         assert!(f[0].detail.contains("default of 30 s"), "{}", f[0].detail);
         assert!(run(wsa036_other_controller, &snap).is_empty());
     }
 
     #[test]
     fn gke_missing_backend_config_is_reported() {
-        let svc = service("web").annotation("cloud.google.com/backend-config", r#"{"default":"nope"}"#);
+        let svc =
+            service("web").annotation("cloud.google.com/backend-config", r#"{"default":"nope"}"#);
         let snap = snapshot(svc.build())
             .ready_pods(2)
             .ingress(ingress("web", "web").class("gce").build())
-            .custom(RouteKind::BackendConfig, dynamic(RouteKind::BackendConfig, "other", json!({"spec": {}})))
+            .custom(
+                RouteKind::BackendConfig,
+                dynamic(RouteKind::BackendConfig, "other", json!({"spec": {}})),
+            )
             .build();
         let f = run(wsa036_other_controller, &snap);
         assert!(f[0].detail.contains("does not exist"), "{}", f[0].detail);
@@ -777,12 +1150,18 @@ mod tests {
             "web",
             json!({"spec": {"virtualhost": {"fqdn": "ws.example.com"}, "routes": [{"services": [{"name": "web", "port": 8080}], "loadBalancerPolicy": {"strategy": "Cookie"}, "timeoutPolicy": {"idle": "5m", "response": "infinity"}}]}}),
         );
-        let snap = snapshot(service("web").build()).ready_pods(2).custom(RouteKind::HTTPProxy, obj).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .custom(RouteKind::HTTPProxy, obj)
+            .build();
         let r = &ctx_routes(&snap)[0];
         assert!(matches!(r.affinity, Affinity::Cookie { .. }));
         assert_eq!(r.row().timeouts, vec!["timeoutPolicy.idle=300s"]);
         let codes = all(&snap);
-        assert!(codes.contains(&"WSA036") && codes.contains(&"WSA034") && !codes.contains(&"WSA035"), "{codes:?}");
+        assert!(
+            codes.contains(&"WSA036") && codes.contains(&"WSA034") && !codes.contains(&"WSA035"),
+            "{codes:?}"
+        );
     }
 
     #[test]
@@ -792,10 +1171,20 @@ mod tests {
             "web",
             json!({"spec": {"routes": [{"services": [{"name": "web"}], "loadBalancerPolicy": {"strategy": "RequestHash", "requestHashPolicies": [{"hashSourceIP": true}]}}]}}),
         );
-        let snap = snapshot(service("web").build()).ready_pods(2).custom(RouteKind::HTTPProxy, obj).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .custom(RouteKind::HTTPProxy, obj)
+            .build();
         assert!(all(&snap).contains(&"WSA032"));
-        let other = dynamic(RouteKind::HTTPProxy, "x", json!({"spec": {"routes": [{"services": [{"name": "api"}]}]}}));
-        let snap = snapshot(service("web").build()).ready_pods(2).custom(RouteKind::HTTPProxy, other).build();
+        let other = dynamic(
+            RouteKind::HTTPProxy,
+            "x",
+            json!({"spec": {"routes": [{"services": [{"name": "api"}]}]}}),
+        );
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .custom(RouteKind::HTTPProxy, other)
+            .build();
         assert!(ctx_routes(&snap).is_empty());
     }
 
@@ -807,14 +1196,30 @@ mod tests {
                 "web",
                 json!({"spec": {"host": host, "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpCookie": {"name": "user", "ttl": "0s"}}}}}}),
             );
-            let snap = snapshot(service("web").build()).ready_pods(2).custom(RouteKind::DestinationRule, obj).build();
+            let snap = snapshot(service("web").build())
+                .ready_pods(2)
+                .custom(RouteKind::DestinationRule, obj)
+                .build();
             let r = &ctx_routes(&snap)[0];
-            assert_eq!(r.affinity, Affinity::Cookie { name: Some("user".into()), max_age: Some(0), mode: None });
+            assert_eq!(
+                r.affinity,
+                Affinity::Cookie {
+                    name: Some("user".into()),
+                    max_age: Some(0),
+                    mode: None
+                }
+            );
             assert!(!r.entry);
             assert_eq!(codes(&run(wsa036_other_controller, &snap)), vec!["WSA036"]);
         }
-        let obj = dynamic(RouteKind::DestinationRule, "x", json!({"spec": {"host": "api.default.svc.cluster.local"}}));
-        let snap = snapshot(service("web").build()).custom(RouteKind::DestinationRule, obj).build();
+        let obj = dynamic(
+            RouteKind::DestinationRule,
+            "x",
+            json!({"spec": {"host": "api.default.svc.cluster.local"}}),
+        );
+        let snap = snapshot(service("web").build())
+            .custom(RouteKind::DestinationRule, obj)
+            .build();
         assert!(ctx_routes(&snap).is_empty());
     }
 
@@ -825,7 +1230,10 @@ mod tests {
             "web",
             json!({"spec": {"host": "web", "trafficPolicy": {"loadBalancer": {"consistentHash": {"useSourceIp": true}}}}}),
         );
-        let snap = snapshot(service("web").build()).ready_pods(2).custom(RouteKind::DestinationRule, obj).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .custom(RouteKind::DestinationRule, obj)
+            .build();
         assert!(all(&snap).contains(&"WSA032"));
     }
 
@@ -840,12 +1248,25 @@ mod tests {
                  "sessionPersistence": {"sessionName": "gw", "type": "Cookie", "absoluteTimeout": "1h"},
                  "timeouts": {"request": "10s"}}]}}),
         );
-        let snap = snapshot(service("web").build()).ready_pods(2).custom(RouteKind::HTTPRoute, obj).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .custom(RouteKind::HTTPRoute, obj)
+            .build();
         let r = &ctx_routes(&snap)[0];
-        assert_eq!(r.affinity, Affinity::Cookie { name: Some("gw".into()), max_age: Some(3600), mode: None });
+        assert_eq!(
+            r.affinity,
+            Affinity::Cookie {
+                name: Some("gw".into()),
+                max_age: Some(3600),
+                mode: None
+            }
+        );
         assert_eq!(r.row().timeouts, vec!["timeouts.request=10s"]);
         let codes = all(&snap);
-        assert!(codes.contains(&"WSA036") && codes.contains(&"WSA034") && !codes.contains(&"WSA035"), "{codes:?}");
+        assert!(
+            codes.contains(&"WSA036") && codes.contains(&"WSA034") && !codes.contains(&"WSA035"),
+            "{codes:?}"
+        );
     }
 
     #[test]
@@ -855,7 +1276,9 @@ mod tests {
             "web",
             json!({"spec": {"rules": [{"backendRefs": [{"name": "web", "namespace": "prod"}, {"name": "web", "kind": "ServiceImport", "group": "multicluster.x-k8s.io"}]}]}}),
         );
-        let snap = snapshot(service("web").build()).custom(RouteKind::HTTPRoute, obj).build();
+        let snap = snapshot(service("web").build())
+            .custom(RouteKind::HTTPRoute, obj)
+            .build();
         assert!(ctx_routes(&snap).is_empty());
     }
 
@@ -878,7 +1301,10 @@ mod tests {
     #[test]
     fn wsa036_silent_for_nginx_and_plain_routes() {
         assert!(run(wsa036_other_controller, &dev_overlay()).is_empty());
-        let snap = snapshot(service("web").build()).ready_pods(2).ingress(ingress("web", "web").class("traefik").build()).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ingress("web", "web").class("traefik").build())
+            .build();
         assert!(run(wsa036_other_controller, &snap).is_empty());
     }
 
@@ -887,7 +1313,10 @@ mod tests {
         let snap = snapshot(service("web").build())
             .ready_pods(2)
             .skipped("ingresses.networking.k8s.io", SkipReason::Forbidden)
-            .skipped("httproutes.gateway.networking.k8s.io", SkipReason::NotInstalled)
+            .skipped(
+                "httproutes.gateway.networking.k8s.io",
+                SkipReason::NotInstalled,
+            )
             .build();
         let f = skipped_forbidden(&Ctx::new(&snap, &Observations::default()));
         assert_eq!(codes(&f), vec!["WSA037"]);
@@ -900,14 +1329,20 @@ mod tests {
     #[test]
     fn wsa037_silent_when_nothing_forbidden() {
         let snap = snapshot(service("web").build())
-            .skipped("httproutes.gateway.networking.k8s.io", SkipReason::NotInstalled)
+            .skipped(
+                "httproutes.gateway.networking.k8s.io",
+                SkipReason::NotInstalled,
+            )
             .build();
         assert!(skipped_forbidden(&Ctx::new(&snap, &Observations::default())).is_empty());
     }
 
     #[test]
     fn host_match_parsing() {
-        assert_eq!(hosts_in_match("Host(`a.com`, `b.com`) || Host(`c.com`)"), vec!["a.com", "b.com", "c.com"]);
+        assert_eq!(
+            hosts_in_match("Host(`a.com`, `b.com`) || Host(`c.com`)"),
+            vec!["a.com", "b.com", "c.com"]
+        );
         assert!(hosts_in_match("PathPrefix(`/`)").is_empty());
         assert!(hosts_in_match("Host(").is_empty());
     }

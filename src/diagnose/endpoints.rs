@@ -8,7 +8,12 @@ use super::{Ctx, Rule, finding, names, plural};
 use crate::report::{EndpointRow, Finding};
 use crate::snapshot::Snapshot;
 
-pub const RULES: &[Rule] = &[wsa002_no_matching_pods, wsa003_none_ready, wsa004_one_ready, wsa005_some_not_ready];
+pub const RULES: &[Rule] = &[
+    wsa002_no_matching_pods,
+    wsa003_none_ready,
+    wsa004_one_ready,
+    wsa005_some_not_ready,
+];
 
 /// One row per endpoint address across the Service's EndpointSlices,
 /// de-duplicated (slices may overlap during updates).
@@ -59,7 +64,9 @@ fn pod_ready(p: &Pod) -> bool {
 }
 
 fn has_selector(ctx: &Ctx) -> bool {
-    ctx.spec().and_then(|s| s.selector.as_ref()).is_some_and(|s| !s.is_empty())
+    ctx.spec()
+        .and_then(|s| s.selector.as_ref())
+        .is_some_and(|s| !s.is_empty())
 }
 
 fn is_external_name(ctx: &Ctx) -> bool {
@@ -69,7 +76,12 @@ fn is_external_name(ctx: &Ctx) -> bool {
 fn selector_text(ctx: &Ctx) -> String {
     ctx.spec()
         .and_then(|s| s.selector.as_ref())
-        .map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        .map(|s| {
+            s.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default()
 }
 
@@ -90,7 +102,10 @@ pub fn wsa002_no_matching_pods(ctx: &Ctx) -> Vec<Finding> {
                 ctx.ns(),
                 ctx.name
             ),
-            vec![format!("{} spec.selector={sel}", ctx.svc_ref()), format!("pods matching `{sel}`: 0")],
+            vec![
+                format!("{} spec.selector={sel}", ctx.svc_ref()),
+                format!("pods matching `{sel}`: 0"),
+            ],
             format!(
                 "compare the selector with the pod labels (`kubectl get pods -n {} --show-labels`) and make them equal, e.g. `kubectl patch svc {} -n {} -p '{{\"spec\":{{\"selector\":{{...}}}}}}'` or fix the Deployment's pod template labels",
                 ctx.ns(),
@@ -99,7 +114,12 @@ pub fn wsa002_no_matching_pods(ctx: &Ctx) -> Vec<Finding> {
             ),
         )];
     }
-    if ctx.snap.endpoint_slices.iter().any(|s| !s.endpoints.is_empty()) {
+    if ctx
+        .snap
+        .endpoint_slices
+        .iter()
+        .any(|s| !s.endpoints.is_empty())
+    {
         return vec![];
     }
     vec![finding(
@@ -108,8 +128,14 @@ pub fn wsa002_no_matching_pods(ctx: &Ctx) -> Vec<Finding> {
             "service `{}` has no selector and no EndpointSlice lists an address for it, so nothing receives its traffic",
             ctx.name
         ),
-        vec![format!("{} spec.selector=(none)", ctx.svc_ref()), "endpointslices: 0 addresses".into()],
-        format!("add `spec.selector` matching the pod labels (`kubectl get pods -n {} --show-labels`)", ctx.ns()),
+        vec![
+            format!("{} spec.selector=(none)", ctx.svc_ref()),
+            "endpointslices: 0 addresses".into(),
+        ],
+        format!(
+            "add `spec.selector` matching the pod labels (`kubectl get pods -n {} --show-labels`)",
+            ctx.ns()
+        ),
     )]
 }
 
@@ -134,7 +160,11 @@ pub fn wsa003_none_ready(ctx: &Ctx) -> Vec<Finding> {
             ctx.name,
             names(&pods)
         ),
-        vec![format!("endpointslices for {}: 0 ready of {}", ctx.svc_ref(), ctx.endpoints.len())],
+        vec![format!(
+            "endpointslices for {}: 0 ready of {}",
+            ctx.svc_ref(),
+            ctx.endpoints.len()
+        )],
         format!(
             "see why readiness fails: `kubectl describe pod {} -n {}` (Events) and `kubectl logs {} -n {}`",
             pods.first().map(String::as_str).unwrap_or("POD"),
@@ -159,7 +189,11 @@ pub fn wsa004_one_ready(ctx: &Ctx) -> Vec<Finding> {
             "only `{who}` is ready behind service `{}`: every connection, from every path in, lands on it whatever the affinity settings",
             ctx.name
         ),
-        vec![format!("endpointslices for {}: 1 ready ({who} {})", ctx.svc_ref(), e.ip)],
+        vec![format!(
+            "endpointslices for {}: 1 ready ({who} {})",
+            ctx.svc_ref(),
+            e.ip
+        )],
         "scale out (`kubectl scale deploy/NAME --replicas=3`) or make the other pods ready; none needed if one replica is intended",
     )]
 }
@@ -202,7 +236,11 @@ pub fn wsa005_some_not_ready(ctx: &Ctx) -> Vec<Finding> {
     }
     let mut fix = String::new();
     if let Some(p) = nr.first() {
-        fix.push_str(&format!("inspect `kubectl describe pod {p} -n {}` and `kubectl logs {p} -n {}`", ctx.ns(), ctx.ns()));
+        fix.push_str(&format!(
+            "inspect `kubectl describe pod {p} -n {}` and `kubectl logs {p} -n {}`",
+            ctx.ns(),
+            ctx.ns()
+        ));
     }
     if !tm.is_empty() {
         if !fix.is_empty() {
@@ -217,7 +255,10 @@ pub fn wsa005_some_not_ready(ctx: &Ctx) -> Vec<Finding> {
             ctx.name,
             parts.join(", ")
         ),
-        vec![format!("endpointslices for {}: {ready} ready of {total}", ctx.svc_ref())],
+        vec![format!(
+            "endpointslices for {}: {ready} ready of {total}",
+            ctx.svc_ref()
+        )],
         fix,
     )]
 }
@@ -279,13 +320,21 @@ mod tests {
             .endpoints(vec![ep("web-0", "10.0.0.1", "n1").not_ready().build()])
             .build();
         assert_eq!(run(wsa003_none_ready, &snap), vec!["WSA003"]);
-        let snap = snapshot(service("web").build()).pod(pod("web-0").ready(false).build()).build();
+        let snap = snapshot(service("web").build())
+            .pod(pod("web-0").ready(false).build())
+            .build();
         assert_eq!(run(wsa003_none_ready, &snap), vec!["WSA003"]);
     }
 
     #[test]
     fn wsa003_silent_with_a_ready_pod_or_no_pods() {
-        assert!(run(wsa003_none_ready, &snapshot(service("web").build()).ready_pods(1).build()).is_empty());
+        assert!(
+            run(
+                wsa003_none_ready,
+                &snapshot(service("web").build()).ready_pods(1).build()
+            )
+            .is_empty()
+        );
         assert!(run(wsa003_none_ready, &snapshot(service("web").build()).build()).is_empty());
     }
 
@@ -293,7 +342,13 @@ mod tests {
     fn wsa004_fires_with_exactly_one_ready() {
         let snap = snapshot(service("web").build()).ready_pods(1).build();
         assert_eq!(run(wsa004_one_ready, &snap), vec!["WSA004"]);
-        assert!(run(wsa004_one_ready, &snapshot(service("web").build()).ready_pods(2).build()).is_empty());
+        assert!(
+            run(
+                wsa004_one_ready,
+                &snapshot(service("web").build()).ready_pods(2).build()
+            )
+            .is_empty()
+        );
         assert!(run(wsa004_one_ready, &snapshot(service("web").build()).build()).is_empty());
     }
 
@@ -317,13 +372,22 @@ mod tests {
 
     #[test]
     fn wsa005_sees_unready_pods_missing_from_slices() {
-        let snap = snapshot(service("web").build()).ready_pods(2).pod(pod("web-9").ready(false).build()).build();
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .pod(pod("web-9").ready(false).build())
+            .build();
         assert_eq!(run(wsa005_some_not_ready, &snap), vec!["WSA005"]);
     }
 
     #[test]
     fn wsa005_silent_when_all_ready() {
-        assert!(run(wsa005_some_not_ready, &snapshot(service("web").build()).ready_pods(3).build()).is_empty());
+        assert!(
+            run(
+                wsa005_some_not_ready,
+                &snapshot(service("web").build()).ready_pods(3).build()
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -338,7 +402,8 @@ mod tests {
             .pod(pod("web-1").ready(false).build())
             .pod(pod("web-2").ready(false).build())
             .build();
-        let ctx = Ctx::new(&snap, &Observations::default());
+        let obs = Observations::default();
+        let ctx = Ctx::new(&snap, &obs);
         let all: Vec<_> = RULES.iter().flat_map(|r| r(&ctx)).map(|f| f.code).collect();
         assert_eq!(all, vec!["WSA004", "WSA005"]);
     }

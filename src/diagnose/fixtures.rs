@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ClientIPConfig, Container, ContainerPort, ObjectReference, Pod, PodCondition, PodSpec, PodStatus, Service,
-    ServicePort, ServiceSpec, SessionAffinityConfig,
+    ClientIPConfig, Container, ContainerPort, ObjectReference, Pod, PodCondition, PodSpec,
+    PodStatus, Service, ServicePort, ServiceSpec, SessionAffinityConfig,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
-    ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -23,11 +23,17 @@ pub fn codes(findings: &[Finding]) -> Vec<&'static str> {
 }
 
 fn meta(name: &str) -> ObjectMeta {
-    ObjectMeta { name: Some(name.into()), namespace: Some("default".into()), ..Default::default() }
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some("default".into()),
+        ..Default::default()
+    }
 }
 
 fn annotate(m: &mut ObjectMeta, k: &str, v: &str) {
-    m.annotations.get_or_insert_with(BTreeMap::new).insert(k.into(), v.into());
+    m.annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(k.into(), v.into());
 }
 
 // ---------------------------------------------------------------- Service
@@ -61,8 +67,11 @@ impl SvcB {
     pub fn client_ip(mut self, timeout: i32) -> Self {
         let s = self.spec();
         s.session_affinity = Some("ClientIP".into());
-        s.session_affinity_config =
-            Some(SessionAffinityConfig { client_ip: Some(ClientIPConfig { timeout_seconds: Some(timeout) }) });
+        s.session_affinity_config = Some(SessionAffinityConfig {
+            client_ip: Some(ClientIPConfig {
+                timeout_seconds: Some(timeout),
+            }),
+        });
         self
     }
     pub fn client_ip_default(mut self) -> Self {
@@ -130,7 +139,10 @@ pub fn pod(name: &str) -> PodB {
             }],
             ..Default::default()
         }),
-        status: Some(PodStatus { phase: Some("Running".into()), ..Default::default() }),
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        }),
     })
 }
 
@@ -165,7 +177,11 @@ pub struct EpB(Endpoint);
 pub fn ep(pod: &str, ip: &str, node: &str) -> EpB {
     EpB(Endpoint {
         addresses: vec![ip.into()],
-        conditions: Some(EndpointConditions { ready: Some(true), serving: Some(true), terminating: Some(false) }),
+        conditions: Some(EndpointConditions {
+            ready: Some(true),
+            serving: Some(true),
+            terminating: Some(false),
+        }),
         node_name: Some(node.into()),
         zone: Some("zone-a".into()),
         target_ref: Some(ObjectReference {
@@ -180,13 +196,19 @@ pub fn ep(pod: &str, ip: &str, node: &str) -> EpB {
 
 impl EpB {
     pub fn not_ready(mut self) -> Self {
-        self.0.conditions =
-            Some(EndpointConditions { ready: Some(false), serving: Some(false), terminating: Some(false) });
+        self.0.conditions = Some(EndpointConditions {
+            ready: Some(false),
+            serving: Some(false),
+            terminating: Some(false),
+        });
         self
     }
     pub fn terminating(mut self) -> Self {
-        self.0.conditions =
-            Some(EndpointConditions { ready: Some(false), serving: Some(true), terminating: Some(true) });
+        self.0.conditions = Some(EndpointConditions {
+            ready: Some(false),
+            serving: Some(true),
+            terminating: Some(true),
+        });
         self
     }
     pub fn build(self) -> Endpoint {
@@ -197,7 +219,12 @@ impl EpB {
 pub fn slice(svc: &str, endpoints: Vec<Endpoint>) -> EndpointSlice {
     let mut m = meta(&format!("{svc}-abcde"));
     m.labels = Some([("kubernetes.io/service-name".to_string(), svc.to_string())].into());
-    EndpointSlice { address_type: "IPv4".into(), endpoints, metadata: m, ports: None }
+    EndpointSlice {
+        address_type: "IPv4".into(),
+        endpoints,
+        metadata: m,
+        ports: None,
+    }
 }
 
 // ---------------------------------------------------------------- Ingress
@@ -218,7 +245,10 @@ pub fn ingress(name: &str, svc: &str) -> IngB {
                         backend: IngressBackend {
                             service: Some(IngressServiceBackend {
                                 name: svc.into(),
-                                port: Some(ServiceBackendPort { number: Some(8080), name: None }),
+                                port: Some(ServiceBackendPort {
+                                    number: Some(8080),
+                                    name: None,
+                                }),
                             }),
                             resource: None,
                         },
@@ -238,11 +268,17 @@ pub fn ingress_nginx(name: &str, svc: &str) -> IngB {
 
 impl IngB {
     pub fn class(mut self, c: &str) -> Self {
-        self.0.spec.get_or_insert_with(Default::default).ingress_class_name = Some(c.into());
+        self.0
+            .spec
+            .get_or_insert_with(Default::default)
+            .ingress_class_name = Some(c.into());
         self
     }
     pub fn no_class(mut self) -> Self {
-        self.0.spec.get_or_insert_with(Default::default).ingress_class_name = None;
+        self.0
+            .spec
+            .get_or_insert_with(Default::default)
+            .ingress_class_name = None;
         self
     }
     pub fn annotation(mut self, k: &str, v: &str) -> Self {
@@ -252,7 +288,10 @@ impl IngB {
     /// nginx cookie affinity with 3600 s proxy timeouts, as the dev overlay has it.
     pub fn nginx_cookie_ok(self) -> Self {
         self.annotation("nginx.ingress.kubernetes.io/affinity", "cookie")
-            .annotation("nginx.ingress.kubernetes.io/session-cookie-max-age", "172800")
+            .annotation(
+                "nginx.ingress.kubernetes.io/session-cookie-max-age",
+                "172800",
+            )
             .timeouts_ok()
     }
     pub fn timeouts_ok(self) -> Self {
@@ -264,7 +303,10 @@ impl IngB {
         let spec = self.0.spec.get_or_insert_with(Default::default);
         spec.rules = None;
         spec.default_backend = Some(IngressBackend {
-            service: Some(IngressServiceBackend { name: svc.into(), port: None }),
+            service: Some(IngressServiceBackend {
+                name: svc.into(),
+                port: None,
+            }),
             resource: None,
         });
         self
@@ -299,7 +341,11 @@ pub fn snapshot(svc: Service) -> SnapB {
 
 impl SnapB {
     fn svc_name(&self) -> String {
-        self.0.service.as_ref().and_then(|s| s.metadata.name.clone()).unwrap_or_default()
+        self.0
+            .service
+            .as_ref()
+            .and_then(|s| s.metadata.name.clone())
+            .unwrap_or_default()
     }
     /// `n` ready pods `NAME-0..n` spread over two nodes, in one slice.
     pub fn ready_pods(mut self, n: usize) -> Self {
@@ -330,12 +376,19 @@ impl SnapB {
     pub fn custom(mut self, kind: RouteKind, obj: DynamicObject) -> Self {
         match self.0.custom.iter_mut().find(|c| c.kind == kind) {
             Some(c) => c.objects.push(obj),
-            None => self.0.custom.push(CustomObjects { kind, objects: vec![obj] }),
+            None => self.0.custom.push(CustomObjects {
+                kind,
+                objects: vec![obj],
+            }),
         }
         self
     }
     pub fn skipped(mut self, resource: &str, reason: SkipReason) -> Self {
-        self.0.skipped.push(Skipped { resource: resource.into(), reason, message: "denied".into() });
+        self.0.skipped.push(Skipped {
+            resource: resource.into(),
+            reason,
+            message: "denied".into(),
+        });
         self
     }
     pub fn build(self) -> Snapshot {
@@ -348,6 +401,10 @@ impl SnapB {
 pub fn dev_overlay() -> Snapshot {
     snapshot(service("dev-websocket-server").client_ip(10800).build())
         .ready_pods(2)
-        .ingress(ingress_nginx("dev-websocket-server", "dev-websocket-server").nginx_cookie_ok().build())
+        .ingress(
+            ingress_nginx("dev-websocket-server", "dev-websocket-server")
+                .nginx_cookie_ok()
+                .build(),
+        )
         .build()
 }

@@ -50,7 +50,10 @@ pub fn parse(r: &mut Route, ann: &BTreeMap<String, String>) {
 
     match get("affinity").map(str::trim) {
         Some("cookie") => {
-            let name = get("session-cookie-name").map(str::trim).filter(|n| !n.is_empty()).unwrap_or(DEFAULT_COOKIE);
+            let name = get("session-cookie-name")
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(DEFAULT_COOKIE);
             let mut max_age = None;
             for key in ["session-cookie-max-age", "session-cookie-expires"] {
                 if let (None, Some(v)) = (max_age, get(key)) {
@@ -67,13 +70,21 @@ pub fn parse(r: &mut Route, ann: &BTreeMap<String, String>) {
                     r.problem(
                         "WSA036",
                         format!("{}={other}", ev("affinity-mode")),
-                        "expected `balanced` or `persistent`; ingress-nginx then uses `balanced`".into(),
+                        "expected `balanced` or `persistent`; ingress-nginx then uses `balanced`"
+                            .into(),
                     );
                     "balanced".to_owned()
                 }
             };
             let evidence = format!("{}=cookie", ev("affinity"));
-            r.set_affinity(Affinity::Cookie { name: Some(name.to_owned()), max_age, mode: Some(mode) }, evidence);
+            r.set_affinity(
+                Affinity::Cookie {
+                    name: Some(name.to_owned()),
+                    max_age,
+                    mode: Some(mode),
+                },
+                evidence,
+            );
         }
         Some(other) => r.problem(
             "WSA036",
@@ -87,7 +98,10 @@ pub fn parse(r: &mut Route, ann: &BTreeMap<String, String>) {
         if r.affinity.is_none() {
             let client_address = !client_address_variables(key).is_empty();
             r.set_affinity(
-                Affinity::Hash { key: key.trim().to_owned(), client_address },
+                Affinity::Hash {
+                    key: key.trim().to_owned(),
+                    client_address,
+                },
                 format!("{}={key}", ev("upstream-hash-by")),
             );
         }
@@ -113,12 +127,18 @@ pub fn wsa013_service_affinity_bypassed(ctx: &Ctx) -> Vec<Finding> {
     if ctx.client_ip_timeout().is_none() {
         return vec![];
     }
-    let bypass: Vec<&Route> = ctx.entry_routes().filter(|r| r.bypasses_service && r.to_cluster_ip.is_none()).collect();
+    let bypass: Vec<&Route> = ctx
+        .entry_routes()
+        .filter(|r| r.bypasses_service && r.to_cluster_ip.is_none())
+        .collect();
     if bypass.is_empty() {
         return vec![];
     }
     let controllers: Vec<String> = {
-        let mut c: Vec<String> = bypass.iter().map(|r| r.controller.label().to_owned()).collect();
+        let mut c: Vec<String> = bypass
+            .iter()
+            .map(|r| r.controller.label().to_owned())
+            .collect();
         c.dedup();
         c
     };
@@ -129,7 +149,11 @@ pub fn wsa013_service_affinity_bypassed(ctx: &Ctx) -> Vec<Finding> {
             route_list(&bypass),
             controllers.join(", "),
             ctx.name,
-            if ctx.is_external_type() { " and node ports" } else { "" }
+            if ctx.is_external_type() {
+                " and node ports"
+            } else {
+                ""
+            }
         ),
         bypass
             .iter()
@@ -195,14 +219,26 @@ pub fn wsa031_persistent_mode(ctx: &Ctx) -> Vec<Finding> {
 /// WSA032: hashing on the client address (or a constant).
 pub fn wsa032_client_address_hash(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
-    for r in ctx.entry_routes().chain(ctx.routes.iter().filter(|r| !r.entry)) {
-        let Affinity::Hash { key, client_address } = &r.affinity else { continue };
+    for r in ctx
+        .entry_routes()
+        .chain(ctx.routes.iter().filter(|r| !r.entry))
+    {
+        let Affinity::Hash {
+            key,
+            client_address,
+        } = &r.affinity
+        else {
+            continue;
+        };
         let constant = r.controller == Controller::Nginx && hash_key_variables(key).is_empty();
         if !client_address && !constant {
             continue;
         }
         let detail = if constant {
-            format!("{} hashes on the constant key `{key}`: every client lands on the same pod", r.reference())
+            format!(
+                "{} hashes on the constant key `{key}`: every client lands on the same pod",
+                r.reference()
+            )
         } else {
             format!(
                 "{} hashes on the client address (`{key}`): everyone behind one NAT, VPN or proxy lands on the same pod, and with few client networks the pods fill unevenly",
@@ -216,7 +252,10 @@ pub fn wsa032_client_address_hash(ctx: &Ctx) -> Vec<Finding> {
                 ctx.ns()
             )
         } else {
-            format!("hash on a per-user key (a cookie or header) instead of the source IP in {}", r.reference())
+            format!(
+                "hash on a per-user key (a cookie or header) instead of the source IP in {}",
+                r.reference()
+            )
         };
         out.push(finding("WSA032", detail, r.affinity_evidence.clone(), fix));
     }
@@ -287,7 +326,11 @@ fn timeout_fix(ctx: &Ctx, r: &Route) -> String {
 pub fn wsa034_timeouts(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     for r in &ctx.routes {
-        let short: Vec<_> = r.timeouts.iter().filter(|t| t.seconds < MIN_WS_TIMEOUT_SECS).collect();
+        let short: Vec<_> = r
+            .timeouts
+            .iter()
+            .filter(|t| t.seconds < MIN_WS_TIMEOUT_SECS)
+            .collect();
         let bad: Vec<_> = r.problems.iter().filter(|p| p.code == "WSA034").collect();
         if short.is_empty() && bad.is_empty() {
             continue;
@@ -296,13 +339,19 @@ pub fn wsa034_timeouts(ctx: &Ctx) -> Vec<Finding> {
             .iter()
             .map(|t| {
                 if t.defaulted {
-                    format!("{} is not set, so the default of {} s applies", t.name, t.seconds)
+                    format!(
+                        "{} is not set, so the default of {} s applies",
+                        t.name, t.seconds
+                    )
                 } else {
                     format!("{} is {} s", t.name, t.seconds)
                 }
             })
             .collect();
-        parts.extend(bad.iter().map(|p| format!("`{}` could not be read: {}", p.evidence, p.reason)));
+        parts.extend(
+            bad.iter()
+                .map(|p| format!("`{}` could not be read: {}", p.evidence, p.reason)),
+        );
         let min = short.iter().map(|t| t.seconds).min();
         let mut detail = format!("{}: {}", r.reference(), parts.join("; "));
         if let Some(m) = min {
@@ -312,7 +361,13 @@ pub fn wsa034_timeouts(ctx: &Ctx) -> Vec<Finding> {
         }
         let evidence = short
             .iter()
-            .map(|t| if t.defaulted { format!("{} (not set)", t.evidence) } else { format!("{}={}", t.evidence, t.seconds) })
+            .map(|t| {
+                if t.defaulted {
+                    format!("{} (not set)", t.evidence)
+                } else {
+                    format!("{}={}", t.evidence, t.seconds)
+                }
+            })
             .chain(bad.iter().map(|p| p.evidence.clone()))
             .collect();
         out.push(finding("WSA034", detail, evidence, timeout_fix(ctx, r)));
@@ -361,7 +416,10 @@ mod tests {
     }
 
     fn with_ingress(svc: crate::diagnose::fixtures::SvcB, ing: IngB) -> Snapshot {
-        snapshot(svc.build()).ready_pods(2).ingress(ing.build()).build()
+        snapshot(svc.build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build()
     }
 
     fn nginx() -> IngB {
@@ -385,10 +443,20 @@ mod tests {
         parse(&mut r, &ann);
         assert_eq!(
             r.affinity,
-            Affinity::Cookie { name: Some("WS".into()), max_age: Some(3600), mode: Some("persistent".into()) }
+            Affinity::Cookie {
+                name: Some("WS".into()),
+                max_age: Some(3600),
+                mode: Some("persistent".into())
+            }
         );
         assert_eq!(r.balancer.as_deref(), Some("ewma"));
-        assert_eq!(r.row().timeouts, vec!["proxy-read-timeout=3600s", "proxy-send-timeout=60s (default)"]);
+        assert_eq!(
+            r.row().timeouts,
+            vec![
+                "proxy-read-timeout=3600s",
+                "proxy-send-timeout=60s (default)"
+            ]
+        );
         assert!(r.bypasses_service && r.to_cluster_ip.is_none());
     }
 
@@ -413,13 +481,25 @@ mod tests {
     #[test]
     fn wsa013_fires_for_client_ip_behind_nginx() {
         let s = with_ingress(service("web").client_ip(10800), nginx());
-        assert_eq!(codes(&run(wsa013_service_affinity_bypassed, &s)), vec!["WSA013"]);
+        assert_eq!(
+            codes(&run(wsa013_service_affinity_bypassed, &s)),
+            vec!["WSA013"]
+        );
     }
 
     #[test]
     fn wsa013_silent_without_client_ip_or_with_service_upstream() {
-        assert!(run(wsa013_service_affinity_bypassed, &with_ingress(service("web"), nginx())).is_empty());
-        let s = with_ingress(service("web").client_ip(10800), nginx().annotation(&format!("{P}service-upstream"), "true"));
+        assert!(
+            run(
+                wsa013_service_affinity_bypassed,
+                &with_ingress(service("web"), nginx())
+            )
+            .is_empty()
+        );
+        let s = with_ingress(
+            service("web").client_ip(10800),
+            nginx().annotation(&format!("{P}service-upstream"), "true"),
+        );
         assert!(run(wsa013_service_affinity_bypassed, &s).is_empty());
         let s = with_ingress(service("web").client_ip(10800), ingress("web", "web"));
         assert!(run(wsa013_service_affinity_bypassed, &s).is_empty());
@@ -427,18 +507,33 @@ mod tests {
 
     #[test]
     fn wsa030_fires_for_cookie_affinity_with_default_name() {
-        let s = with_ingress(service("web"), nginx().annotation(&format!("{P}affinity"), "cookie"));
+        let s = with_ingress(
+            service("web"),
+            nginx().annotation(&format!("{P}affinity"), "cookie"),
+        );
         let f = run(wsa030_cookie_affinity, &s);
         assert_eq!(codes(&f), vec!["WSA030"]);
-        assert!(f[0].detail.contains("`INGRESSCOOKIE`") && f[0].detail.contains("mode balanced"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("`INGRESSCOOKIE`") && f[0].detail.contains("mode balanced"),
+            "{}",
+            f[0].detail
+        );
     }
 
     #[test]
     fn wsa030_silent_without_cookie_or_with_service_upstream() {
-        assert!(run(wsa030_cookie_affinity, &with_ingress(service("web"), nginx())).is_empty());
+        assert!(
+            run(
+                wsa030_cookie_affinity,
+                &with_ingress(service("web"), nginx())
+            )
+            .is_empty()
+        );
         let s = with_ingress(
             service("web"),
-            nginx().annotation(&format!("{P}affinity"), "cookie").annotation(&format!("{P}service-upstream"), "true"),
+            nginx()
+                .annotation(&format!("{P}affinity"), "cookie")
+                .annotation(&format!("{P}service-upstream"), "true"),
         );
         assert!(run(wsa030_cookie_affinity, &s).is_empty());
     }
@@ -446,42 +541,78 @@ mod tests {
     #[test]
     fn wsa031_fires_for_persistent_mode_only() {
         let ing = nginx().annotation(&format!("{P}affinity"), "cookie");
-        let s = with_ingress(service("web"), ing.annotation(&format!("{P}affinity-mode"), "persistent"));
+        let s = with_ingress(
+            service("web"),
+            ing.annotation(&format!("{P}affinity-mode"), "persistent"),
+        );
         assert_eq!(codes(&run(wsa031_persistent_mode, &s)), vec!["WSA031"]);
         let ing = nginx().annotation(&format!("{P}affinity"), "cookie");
-        let s = with_ingress(service("web"), ing.annotation(&format!("{P}affinity-mode"), "balanced"));
+        let s = with_ingress(
+            service("web"),
+            ing.annotation(&format!("{P}affinity-mode"), "balanced"),
+        );
         assert!(run(wsa031_persistent_mode, &s).is_empty());
     }
 
     #[test]
     fn wsa032_fires_for_client_address_keys_and_constants() {
-        for key in ["$remote_addr", "$binary_remote_addr", "${http_x_forwarded_for}", "static"] {
-            let s = with_ingress(service("web"), nginx().annotation(&format!("{P}upstream-hash-by"), key));
-            assert_eq!(codes(&run(wsa032_client_address_hash, &s)), vec!["WSA032"], "{key}");
+        for key in [
+            "$remote_addr",
+            "$binary_remote_addr",
+            "${http_x_forwarded_for}",
+            "static",
+        ] {
+            let s = with_ingress(
+                service("web"),
+                nginx().annotation(&format!("{P}upstream-hash-by"), key),
+            );
+            assert_eq!(
+                codes(&run(wsa032_client_address_hash, &s)),
+                vec!["WSA032"],
+                "{key}"
+            );
         }
     }
 
     #[test]
     fn wsa032_silent_for_per_user_keys() {
-        let s = with_ingress(service("web"), nginx().annotation(&format!("{P}upstream-hash-by"), "$cookie_session"));
+        let s = with_ingress(
+            service("web"),
+            nginx().annotation(&format!("{P}upstream-hash-by"), "$cookie_session"),
+        );
         assert!(run(wsa032_client_address_hash, &s).is_empty());
-        assert!(run(wsa032_client_address_hash, &with_ingress(service("web"), nginx())).is_empty());
+        assert!(
+            run(
+                wsa032_client_address_hash,
+                &with_ingress(service("web"), nginx())
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn wsa033_fires_for_service_upstream_and_mentions_client_ip() {
         let s = with_ingress(
             service("web").client_ip(10800),
-            nginx().annotation(&format!("{P}service-upstream"), "true").annotation(&format!("{P}affinity"), "cookie"),
+            nginx()
+                .annotation(&format!("{P}service-upstream"), "true")
+                .annotation(&format!("{P}affinity"), "cookie"),
         );
         let f = run(wsa033_sends_to_cluster_ip, &s);
         assert_eq!(codes(&f), vec!["WSA033"]);
-        assert!(f[0].detail.contains("ineffective") && f[0].detail.contains("controller pod's IP"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("ineffective") && f[0].detail.contains("controller pod's IP"),
+            "{}",
+            f[0].detail
+        );
     }
 
     #[test]
     fn wsa033_silent_without_service_upstream() {
-        let s = with_ingress(service("web").client_ip(10800), nginx().annotation(&format!("{P}service-upstream"), "false"));
+        let s = with_ingress(
+            service("web").client_ip(10800),
+            nginx().annotation(&format!("{P}service-upstream"), "false"),
+        );
         assert!(run(wsa033_sends_to_cluster_ip, &s).is_empty());
     }
 
@@ -490,16 +621,35 @@ mod tests {
         let f = run(wsa034_timeouts, &with_ingress(service("web"), nginx()));
         assert_eq!(codes(&f), vec!["WSA034"]);
         assert!(f[0].detail.contains("default of 60 s"), "{}", f[0].detail);
-        let s = with_ingress(service("web"), nginx().timeouts_ok().annotation(&format!("{P}proxy-read-timeout"), "600"));
+        let s = with_ingress(
+            service("web"),
+            nginx()
+                .timeouts_ok()
+                .annotation(&format!("{P}proxy-read-timeout"), "600"),
+        );
         let f = run(wsa034_timeouts, &s);
-        assert!(f[0].detail.contains("proxy-read-timeout is 600 s"), "{}", f[0].detail);
-        let s = with_ingress(service("web"), nginx().timeouts_ok().annotation(&format!("{P}proxy-send-timeout"), "1 hour"));
+        assert!(
+            f[0].detail.contains("proxy-read-timeout is 600 s"),
+            "{}",
+            f[0].detail
+        );
+        let s = with_ingress(
+            service("web"),
+            nginx()
+                .timeouts_ok()
+                .annotation(&format!("{P}proxy-send-timeout"), "1 hour"),
+        );
         assert_eq!(codes(&run(wsa034_timeouts, &s)), vec!["WSA034"]);
     }
 
     #[test]
     fn wsa034_silent_with_long_timeouts() {
-        let s = with_ingress(service("web"), nginx().annotation(&format!("{P}proxy-read-timeout"), "1h").annotation(&format!("{P}proxy-send-timeout"), "7200"));
+        let s = with_ingress(
+            service("web"),
+            nginx()
+                .annotation(&format!("{P}proxy-read-timeout"), "1h")
+                .annotation(&format!("{P}proxy-send-timeout"), "7200"),
+        );
         assert!(run(wsa034_timeouts, &s).is_empty());
     }
 
@@ -511,8 +661,20 @@ mod tests {
 
     #[test]
     fn wsa040_silent_without_either() {
-        assert!(run(wsa040_client_ip_and_cookie, &with_ingress(service("web"), nginx().nginx_cookie_ok())).is_empty());
-        assert!(run(wsa040_client_ip_and_cookie, &with_ingress(service("web").client_ip(60), nginx())).is_empty());
+        assert!(
+            run(
+                wsa040_client_ip_and_cookie,
+                &with_ingress(service("web"), nginx().nginx_cookie_ok())
+            )
+            .is_empty()
+        );
+        assert!(
+            run(
+                wsa040_client_ip_and_cookie,
+                &with_ingress(service("web").client_ip(60), nginx())
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -523,7 +685,10 @@ mod tests {
                 .annotation(&format!("{P}service-upstream"), "true")
                 .annotation(&format!("{P}upstream-hash-by"), "$remote_addr"),
         );
-        let all = codes(&super::super::findings(&Ctx::new(&s, &Observations::default())));
+        let all = codes(&super::super::findings(&Ctx::new(
+            &s,
+            &Observations::default(),
+        )));
         for c in ["WSA033", "WSA032", "WSA012", "WSA034"] {
             assert!(all.contains(&c), "{c} missing from {all:?}");
         }

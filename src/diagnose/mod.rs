@@ -57,7 +57,14 @@ impl<'a> Ctx<'a> {
             .and_then(|s| s.metadata.name.clone())
             .unwrap_or_else(|| requested_name(&snap.requested));
         let endpoints = endpoints::rows(snap);
-        let mut ctx = Ctx { snap, obs, service, name, endpoints, routes: Vec::new() };
+        let mut ctx = Ctx {
+            snap,
+            obs,
+            service,
+            name,
+            endpoints,
+            routes: Vec::new(),
+        };
         if service.is_some() {
             ctx.routes = routes::collect(&ctx);
         }
@@ -79,17 +86,23 @@ impl<'a> Ctx<'a> {
 
     pub fn service_annotations(&self) -> &'a BTreeMap<String, String> {
         static EMPTY: BTreeMap<String, String> = BTreeMap::new();
-        self.service.and_then(|s| s.metadata.annotations.as_ref()).unwrap_or(&EMPTY)
+        self.service
+            .and_then(|s| s.metadata.annotations.as_ref())
+            .unwrap_or(&EMPTY)
     }
 
     /// `ClusterIP` when unset.
     pub fn service_type(&self) -> &'a str {
-        self.spec().and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP")
+        self.spec()
+            .and_then(|s| s.type_.as_deref())
+            .unwrap_or("ClusterIP")
     }
 
     /// `None` when unset.
     pub fn session_affinity(&self) -> &'a str {
-        self.spec().and_then(|s| s.session_affinity.as_deref()).unwrap_or("None")
+        self.spec()
+            .and_then(|s| s.session_affinity.as_deref())
+            .unwrap_or("None")
     }
 
     /// The ClientIP timeout when ClientIP affinity is on.
@@ -112,7 +125,9 @@ impl<'a> Ctx<'a> {
 
     /// `Cluster` when unset.
     pub fn external_traffic_policy(&self) -> &'a str {
-        self.spec().and_then(|s| s.external_traffic_policy.as_deref()).unwrap_or("Cluster")
+        self.spec()
+            .and_then(|s| s.external_traffic_policy.as_deref())
+            .unwrap_or("Cluster")
     }
 
     pub fn ready_endpoints(&self) -> Vec<&EndpointRow> {
@@ -135,23 +150,43 @@ fn requested_name(requested: &str) -> String {
 }
 
 /// Build a finding with the catalog's severity and title.
-pub fn finding(code: &'static str, detail: impl Into<String>, evidence: Vec<String>, fix: impl Into<String>) -> Finding {
+pub fn finding(
+    code: &'static str,
+    detail: impl Into<String>,
+    evidence: Vec<String>,
+    fix: impl Into<String>,
+) -> Finding {
     let (severity, title) = match catalog::rule(code) {
         Some(r) => (r.severity, r.title.to_owned()),
         // Unreachable for catalog codes; keep rendering rather than panic.
         None => (crate::report::Severity::Info, code.to_owned()),
     };
-    Finding { code, severity, title, detail: detail.into(), evidence, fix: fix.into() }
+    Finding {
+        code,
+        severity,
+        title,
+        detail: detail.into(),
+        evidence,
+        fix: fix.into(),
+    }
 }
 
 /// One rule: a pure function of the context.
 pub type Rule = fn(&Ctx) -> Vec<Finding>;
 
 /// Run every static and probe rule, and build the report.
-pub fn diagnose(snapshot: &Snapshot, observations: &Observations, target: Option<TargetRef>) -> Report {
+pub fn diagnose(
+    snapshot: &Snapshot,
+    observations: &Observations,
+    target: Option<TargetRef>,
+) -> Report {
     let ctx = Ctx::new(snapshot, observations);
     let findings = findings(&ctx);
-    let paths = if ctx.service.is_some() { paths::rows(&ctx) } else { Vec::new() };
+    let paths = if ctx.service.is_some() {
+        paths::rows(&ctx)
+    } else {
+        Vec::new()
+    };
     let verdict = verdict::verdict(&ctx, &findings);
     Report {
         target,
@@ -197,12 +232,22 @@ fn service_summary(ctx: &Ctx) -> Option<ServiceSummary> {
     let svc = ctx.service?;
     let spec = svc.spec.as_ref();
     // Resolve named target ports against a ready pod when there is one.
-    let ready: Vec<&str> = ctx.endpoints.iter().filter(|e| e.ready).filter_map(|e| e.pod.as_deref()).collect();
+    let ready: Vec<&str> = ctx
+        .endpoints
+        .iter()
+        .filter(|e| e.ready)
+        .filter_map(|e| e.pod.as_deref())
+        .collect();
     let pod = ctx
         .snap
         .pods
         .iter()
-        .find(|p| p.metadata.name.as_deref().is_some_and(|n| ready.contains(&n)))
+        .find(|p| {
+            p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| ready.contains(&n))
+        })
         .or_else(|| ctx.snap.pods.first());
     let ports = spec
         .and_then(|s| s.ports.as_ref())
@@ -214,7 +259,9 @@ fn service_summary(ctx: &Ctx) -> Option<ServiceSummary> {
                     port: sp.port,
                     target_port: crate::ports::target_port_text(sp),
                     container_port: match pod {
-                        Some(p) => crate::ports::resolve_target_port(sp, p).ok().map(|r| r.port),
+                        Some(p) => crate::ports::resolve_target_port(sp, p)
+                            .ok()
+                            .map(|r| r.port),
                         None => crate::ports::numeric_target_port(sp),
                     },
                     node_port: sp.node_port,
@@ -238,12 +285,20 @@ fn service_summary(ctx: &Ctx) -> Option<ServiceSummary> {
 
 /// Backticked, comma-separated names for messages: `a`, `b`.
 pub fn names(items: &[String]) -> String {
-    items.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "1 pod" / "2 pods".
 pub fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 #[cfg(test)]
@@ -256,8 +311,15 @@ mod tests {
     fn dev_overlay_yields_exactly_the_expected_findings() {
         let snap = dev_overlay();
         let report = diagnose(&snap, &Observations::default(), None);
-        assert_eq!(codes(&report.findings), vec!["WSA010", "WSA013", "WSA020", "WSA030", "WSA040"]);
-        assert!(report.verdict.contains("correct for production"), "{}", report.verdict);
+        assert_eq!(
+            codes(&report.findings),
+            vec!["WSA010", "WSA013", "WSA020", "WSA030", "WSA040"]
+        );
+        assert!(
+            report.verdict.contains("correct for production"),
+            "{}",
+            report.verdict
+        );
         assert_eq!(report.exit_code(), 0);
         let svc = report.service.as_ref().unwrap();
         assert_eq!(svc.session_affinity, "ClientIP");
@@ -275,12 +337,18 @@ mod tests {
         let snap = snapshot(service("web").client_ip(10800).load_balancer().build())
             .ready_pods(1)
             .ingress(
-                ingress_nginx("web", "web").annotation("nginx.ingress.kubernetes.io/service-upstream", "true").build(),
+                ingress_nginx("web", "web")
+                    .annotation("nginx.ingress.kubernetes.io/service-upstream", "true")
+                    .build(),
             )
             .build();
         let f = findings(&Ctx::new(&snap, &Observations::default()));
         for w in f.windows(2) {
-            assert!((w[0].severity, w[0].code) <= (w[1].severity, w[1].code), "{:?}", codes(&f));
+            assert!(
+                (w[0].severity, w[0].code) <= (w[1].severity, w[1].code),
+                "{:?}",
+                codes(&f)
+            );
         }
         assert_eq!(f.first().map(|f| f.severity), Some(Severity::Warning));
     }
@@ -292,7 +360,10 @@ mod tests {
             .ingress(
                 ingress_nginx("web", "web")
                     .annotation("nginx.ingress.kubernetes.io/service-upstream", "true")
-                    .annotation("nginx.ingress.kubernetes.io/upstream-hash-by", "$remote_addr")
+                    .annotation(
+                        "nginx.ingress.kubernetes.io/upstream-hash-by",
+                        "$remote_addr",
+                    )
                     .build(),
             )
             .build();
@@ -302,7 +373,10 @@ mod tests {
             let r = catalog::rule(x.code).unwrap();
             assert_eq!(x.severity, r.severity);
             assert_eq!(x.title, r.title);
-            assert!(!x.detail.is_empty() && !x.fix.is_empty() && !x.evidence.is_empty(), "{x:?}");
+            assert!(
+                !x.detail.is_empty() && !x.fix.is_empty() && !x.evidence.is_empty(),
+                "{x:?}"
+            );
             let text = format!("{} {}", x.detail, x.fix).to_lowercase();
             assert!(!text.contains("messages are balanced") && !text.contains("breaks websocket"));
         }
@@ -321,7 +395,11 @@ mod tests {
         assert_eq!(report.exit_code(), 1);
         assert!(report.service.is_none());
         assert!(report.paths.is_empty());
-        assert!(report.verdict.contains("dev-websocket-server"), "{}", report.verdict);
+        assert!(
+            report.verdict.contains("dev-websocket-server"),
+            "{}",
+            report.verdict
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The paths table: each way into the pods, how many pods it can reach,
 //! what picks the pod, and what one client sees.
 
-use super::routes::{Affinity, Controller, Route};
 use super::Ctx;
+use super::routes::{Affinity, Controller, Route};
 use crate::report::PathRow;
 
 pub fn rows(ctx: &Ctx) -> Vec<PathRow> {
@@ -24,7 +24,10 @@ fn no_pods() -> String {
 }
 
 fn first_port(ctx: &Ctx) -> Option<i32> {
-    ctx.spec().and_then(|s| s.ports.as_ref()).and_then(|p| p.first()).map(|p| p.port)
+    ctx.spec()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|p| p.first())
+        .map(|p| p.port)
 }
 
 fn port_forward(ctx: &Ctx, ready: usize) -> PathRow {
@@ -32,28 +35,45 @@ fn port_forward(ctx: &Ctx, ready: usize) -> PathRow {
         path: format!("kubectl port-forward svc/{}", ctx.name),
         pods_reachable: ready.min(1),
         decided_by: "kubectl: the first ready pod, chosen once when the forward starts".into(),
-        one_client_sees: if ready == 0 { no_pods() } else { "every connection on that one pod".into() },
+        one_client_sees: if ready == 0 {
+            no_pods()
+        } else {
+            "every connection on that one pod".into()
+        },
     }
 }
 
 fn cluster_ip(ctx: &Ctx, ready: usize) -> PathRow {
-    let ip = ctx.spec().and_then(|s| s.cluster_ip.clone()).unwrap_or_default();
+    let ip = ctx
+        .spec()
+        .and_then(|s| s.cluster_ip.clone())
+        .unwrap_or_default();
     let port = first_port(ctx).map(|p| format!(":{p}")).unwrap_or_default();
     if ip == "None" {
         return PathRow {
             path: format!("headless service {} (DNS)", ctx.name),
             pods_reachable: ready,
             decided_by: "the client's DNS lookup: it gets every ready pod IP and picks one".into(),
-            one_client_sees: "whatever its resolver picks; no kube-proxy balancing or affinity".into(),
+            one_client_sees: "whatever its resolver picks; no kube-proxy balancing or affinity"
+                .into(),
         };
     }
     let mut decided = "kube-proxy, per connection".to_owned();
-    let internal_local = ctx.spec().and_then(|s| s.internal_traffic_policy.as_deref()) == Some("Local");
+    let internal_local = ctx
+        .spec()
+        .and_then(|s| s.internal_traffic_policy.as_deref())
+        == Some("Local");
     if internal_local {
         decided.push_str(", only pods on the client's node");
     }
-    if ctx.spec().and_then(|s| s.traffic_distribution.as_deref()).is_some()
-        || ctx.service_annotations().get("service.kubernetes.io/topology-mode").is_some_and(|v| v == "Auto")
+    if ctx
+        .spec()
+        .and_then(|s| s.traffic_distribution.as_deref())
+        .is_some()
+        || ctx
+            .service_annotations()
+            .get("service.kubernetes.io/topology-mode")
+            .is_some_and(|v| v == "Auto")
     {
         decided.push_str(", preferring the client's zone");
     }
@@ -66,7 +86,14 @@ fn cluster_ip(ctx: &Ctx, ready: usize) -> PathRow {
         None => "each new connection on any ready pod; an open WebSocket stays put".into(),
     };
     PathRow {
-        path: format!("ClusterIP {}{port}", if ip.is_empty() { "(unassigned)".to_owned() } else { ip }),
+        path: format!(
+            "ClusterIP {}{port}",
+            if ip.is_empty() {
+                "(unassigned)".to_owned()
+            } else {
+                ip
+            }
+        ),
         pods_reachable: ready,
         decided_by: decided,
         one_client_sees: sees,
@@ -78,7 +105,11 @@ fn external(ctx: &Ctx, ready: usize) -> Option<PathRow> {
         return None;
     }
     let svc_type = ctx.service_type();
-    let node_port = ctx.spec().and_then(|s| s.ports.as_ref()).and_then(|p| p.first()).and_then(|p| p.node_port);
+    let node_port = ctx
+        .spec()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|p| p.first())
+        .and_then(|p| p.node_port);
     let path = if svc_type == "LoadBalancer" {
         let lb = ctx
             .service
@@ -88,24 +119,37 @@ fn external(ctx: &Ctx, ready: usize) -> Option<PathRow> {
             .and_then(|i| i.first())
             .and_then(|i| i.ip.clone().or_else(|| i.hostname.clone()))
             .unwrap_or_else(|| "(pending)".into());
-        format!("LoadBalancer {lb}{}", first_port(ctx).map(|p| format!(":{p}")).unwrap_or_default())
+        format!(
+            "LoadBalancer {lb}{}",
+            first_port(ctx).map(|p| format!(":{p}")).unwrap_or_default()
+        )
     } else {
-        format!("NodePort {}", node_port.map(|p| format!(":{p}")).unwrap_or_else(|| "(unassigned)".into()))
+        format!(
+            "NodePort {}",
+            node_port
+                .map(|p| format!(":{p}"))
+                .unwrap_or_else(|| "(unassigned)".into())
+        )
     };
     let local = ctx.external_traffic_policy() == "Local";
     let affinity = ctx.client_ip_timeout();
     let (decided, sees) = match (local, affinity) {
         _ if ready == 0 => ("kube-proxy".to_owned(), no_pods()),
         (false, Some(t)) => (
-            format!("kube-proxy on the receiving node; clients SNATed to the node IP; ClientIP affinity for {t} s"),
+            format!(
+                "kube-proxy on the receiving node; clients SNATed to the node IP; ClientIP affinity for {t} s"
+            ),
             "one pod, shared with every client entering through the same node".to_owned(),
         ),
         (false, None) => (
-            "kube-proxy on the receiving node, per connection; clients SNATed to the node IP".to_owned(),
+            "kube-proxy on the receiving node, per connection; clients SNATed to the node IP"
+                .to_owned(),
             "each new connection on any ready pod".to_owned(),
         ),
         (true, Some(t)) => (
-            format!("the load balancer picks a node, kube-proxy a pod on that node; ClientIP affinity for {t} s"),
+            format!(
+                "the load balancer picks a node, kube-proxy a pod on that node; ClientIP affinity for {t} s"
+            ),
             "all its connections on one pod (its own IP is kept)".to_owned(),
         ),
         (true, None) => (
@@ -113,7 +157,12 @@ fn external(ctx: &Ctx, ready: usize) -> Option<PathRow> {
             "each new connection on a pod of the node it reached".to_owned(),
         ),
     };
-    Some(PathRow { path, pods_reachable: ready, decided_by: decided, one_client_sees: sees })
+    Some(PathRow {
+        path,
+        pods_reachable: ready,
+        decided_by: decided,
+        one_client_sees: sees,
+    })
 }
 
 fn route_row(ctx: &Ctx, r: &Route, ready: usize) -> PathRow {
@@ -121,18 +170,24 @@ fn route_row(ctx: &Ctx, r: &Route, ready: usize) -> PathRow {
     let via_cluster_ip = r.to_cluster_ip.is_some();
     let decided = if via_cluster_ip {
         match ctx.client_ip_timeout() {
-            Some(t) => format!("{ctl} → ClusterIP → kube-proxy with ClientIP affinity ({t} s) on the controller's IP"),
+            Some(t) => format!(
+                "{ctl} → ClusterIP → kube-proxy with ClientIP affinity ({t} s) on the controller's IP"
+            ),
             None => format!("{ctl} → ClusterIP → kube-proxy, per connection"),
         }
     } else {
         match &r.affinity {
-            Affinity::Cookie { name, .. } => format!("{ctl} cookie {}", name.as_deref().unwrap_or("(generated)")),
+            Affinity::Cookie { name, .. } => {
+                format!("{ctl} cookie {}", name.as_deref().unwrap_or("(generated)"))
+            }
             Affinity::Hash { key, .. } => format!("{ctl} hash on {key}"),
             Affinity::Header { name } => format!("{ctl} header {name}"),
             Affinity::ClientIp { .. } => format!("{ctl} client IP affinity"),
             Affinity::None => match (&r.balancer, &r.controller) {
                 (Some(b), _) => format!("{ctl} balancer ({b})"),
-                (None, Controller::Unknown | Controller::GatewayApi) => format!("{ctl} (the implementation's balancer)"),
+                (None, Controller::Unknown | Controller::GatewayApi) => {
+                    format!("{ctl} (the implementation's balancer)")
+                }
                 (None, _) => format!("{ctl} balancer, per connection"),
             },
         }
@@ -148,16 +203,23 @@ fn route_row(ctx: &Ctx, r: &Route, ready: usize) -> PathRow {
     } else {
         match &r.affinity {
             Affinity::Cookie { .. } => "one cookie jar on one pod; separate clients spread".into(),
-            Affinity::Hash { client_address: true, .. } => {
-                "all its connections on one pod, shared with everyone behind the same address".into()
-            }
+            Affinity::Hash {
+                client_address: true,
+                ..
+            } => "all its connections on one pod, shared with everyone behind the same address"
+                .into(),
             Affinity::Hash { .. } => "one key value on one pod".into(),
             Affinity::Header { .. } => "one header value on one pod".into(),
             Affinity::ClientIp { .. } => "all its connections on one pod".into(),
             Affinity::None => "each new connection balanced; an open WebSocket stays put".into(),
         }
     };
-    PathRow { path: r.display(), pods_reachable: ready, decided_by: decided, one_client_sees: sees }
+    PathRow {
+        path: r.display(),
+        pods_reachable: ready,
+        decided_by: decided,
+        one_client_sees: sees,
+    }
 }
 
 fn mesh_row(r: &Route, ready: usize) -> PathRow {
@@ -181,7 +243,8 @@ mod tests {
     #[test]
     fn dev_overlay_paths() {
         let snap = dev_overlay();
-        let ctx = Ctx::new(&snap, &Observations::default());
+        let obs = Observations::default();
+        let ctx = Ctx::new(&snap, &obs);
         let p = rows(&ctx);
         assert_eq!(p.len(), 3);
         assert_eq!(p[0].path, "kubectl port-forward svc/dev-websocket-server");
@@ -195,7 +258,9 @@ mod tests {
 
     #[test]
     fn load_balancer_cluster_policy_with_client_ip() {
-        let snap = snapshot(service("web").client_ip(600).load_balancer().build()).ready_pods(3).build();
+        let snap = snapshot(service("web").client_ip(600).load_balancer().build())
+            .ready_pods(3)
+            .build();
         let p = rows(&Ctx::new(&snap, &Observations::default()));
         assert_eq!(p.len(), 3);
         assert!(p[2].path.starts_with("LoadBalancer (pending):8080"));
@@ -205,10 +270,20 @@ mod tests {
 
     #[test]
     fn node_port_local_and_service_upstream() {
-        let snap = snapshot(service("web").client_ip(600).type_("NodePort").etp("Local").build())
-            .ready_pods(2)
-            .ingress(ingress_nginx("web", "web").annotation("nginx.ingress.kubernetes.io/service-upstream", "true").build())
-            .build();
+        let snap = snapshot(
+            service("web")
+                .client_ip(600)
+                .type_("NodePort")
+                .etp("Local")
+                .build(),
+        )
+        .ready_pods(2)
+        .ingress(
+            ingress_nginx("web", "web")
+                .annotation("nginx.ingress.kubernetes.io/service-upstream", "true")
+                .build(),
+        )
+        .build();
         let p = rows(&Ctx::new(&snap, &Observations::default()));
         assert_eq!(p[2].path, "NodePort :30080");
         assert!(p[2].decided_by.contains("pod on that node"));

@@ -27,7 +27,9 @@ pub const MIN_CONNECTIONS_FOR_IMBALANCE: u64 = 6;
 
 /// WSA060: a pod could not be reached through port-forward.
 pub fn wsa060_unreachable(ctx: &Ctx) -> Vec<Finding> {
-    let Some(probes) = &ctx.obs.per_pod else { return vec![] };
+    let Some(probes) = &ctx.obs.per_pod else {
+        return vec![];
+    };
     probes
         .iter()
         .filter(|p| p.error.is_some() || (p.attempted > 0 && p.ok == 0))
@@ -58,7 +60,9 @@ pub fn wsa060_unreachable(ctx: &Ctx) -> Vec<Finding> {
 
 /// WSA061: the hello named another pod.
 pub fn wsa061_other_identity(ctx: &Ctx) -> Vec<Finding> {
-    let Some(probes) = &ctx.obs.per_pod else { return vec![] };
+    let Some(probes) = &ctx.obs.per_pod else {
+        return vec![];
+    };
     probes
         .iter()
         .filter_map(|p| match &p.identity {
@@ -75,7 +79,9 @@ pub fn wsa061_other_identity(ctx: &Ctx) -> Vec<Finding> {
 
 /// WSA062: logged Active did not rise by the connections held.
 pub fn wsa062_log_did_not_rise(ctx: &Ctx) -> Vec<Finding> {
-    let Some(probes) = &ctx.obs.per_pod else { return vec![] };
+    let Some(probes) = &ctx.obs.per_pod else {
+        return vec![];
+    };
     probes
         .iter()
         .filter_map(|p| {
@@ -104,7 +110,9 @@ pub fn wsa062_log_did_not_rise(ctx: &Ctx) -> Vec<Finding> {
 
 /// WSA063: no Active line in a pod's recent logs.
 pub fn wsa063_no_active_line(ctx: &Ctx) -> Vec<Finding> {
-    let Some(logs) = &ctx.obs.logs else { return vec![] };
+    let Some(logs) = &ctx.obs.logs else {
+        return vec![];
+    };
     logs.iter()
         .filter(|l| l.active.is_none())
         .map(|l| {
@@ -130,7 +138,10 @@ fn started(l: &PodLog) -> Option<Timestamp> {
 /// WSA064: uneven spread of open connections, with the likely cause.
 pub fn wsa064_imbalance(ctx: &Ctx) -> Vec<Finding> {
     let counts: Vec<(&PodLog, u64)> = match &ctx.obs.logs {
-        Some(logs) => logs.iter().filter_map(|l| l.active.map(|a| (l, a))).collect(),
+        Some(logs) => logs
+            .iter()
+            .filter_map(|l| l.active.map(|a| (l, a)))
+            .collect(),
         None => return vec![],
     };
     if counts.len() < 2 {
@@ -148,9 +159,20 @@ pub fn wsa064_imbalance(ctx: &Ctx) -> Vec<Finding> {
     }
     let emptier: Vec<&(&PodLog, u64)> = counts.iter().filter(|(_, a)| (*a as f64) < mean).collect();
     let fuller: Vec<&(&PodLog, u64)> = counts.iter().filter(|(_, a)| (*a as f64) >= mean).collect();
-    let youngest_full = fuller.iter().map(|(l, _)| started(l)).collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().max());
-    let oldest_empty = emptier.iter().map(|(l, _)| started(l)).collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().min());
-    let per_pod: Vec<String> = counts.iter().map(|(l, a)| format!("{}: {a}", l.pod)).collect();
+    let youngest_full = fuller
+        .iter()
+        .map(|(l, _)| started(l))
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| v.into_iter().max());
+    let oldest_empty = emptier
+        .iter()
+        .map(|(l, _)| started(l))
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| v.into_iter().min());
+    let per_pod: Vec<String> = counts
+        .iter()
+        .map(|(l, a)| format!("{}: {a}", l.pod))
+        .collect();
     let cause = match (youngest_full, oldest_empty) {
         (Some(full), Some(empty)) if empty > full && !emptier.is_empty() => {
             let young: Vec<String> = emptier.iter().map(|(l, _)| l.pod.clone()).collect();
@@ -170,7 +192,14 @@ pub fn wsa064_imbalance(ctx: &Ctx) -> Vec<Finding> {
         counts
             .iter()
             .map(|(l, a)| {
-                format!("pod/{} Active connections={a}{}", l.pod, l.started.as_deref().map(|s| format!(" started={s}")).unwrap_or_default())
+                format!(
+                    "pod/{} Active connections={a}{}",
+                    l.pod,
+                    l.started
+                        .as_deref()
+                        .map(|s| format!(" started={s}"))
+                        .unwrap_or_default()
+                )
             })
             .collect(),
         "let clients reconnect over time, or have the server ask them to: close with code 1012/1013 or enforce a maximum connection age; nothing moves open connections by itself",
@@ -178,14 +207,26 @@ pub fn wsa064_imbalance(ctx: &Ctx) -> Vec<Finding> {
 }
 
 fn likely_cause_from_snapshot(ctx: &Ctx) -> String {
-    if let Some(r) = ctx.routes.iter().find(|r| matches!(r.affinity, Affinity::Hash { client_address: true, .. })) {
-        return format!("{} hashes on the client address, so clients behind one address share a pod", r.reference());
+    if let Some(r) = ctx.routes.iter().find(|r| {
+        matches!(
+            r.affinity,
+            Affinity::Hash {
+                client_address: true,
+                ..
+            }
+        )
+    }) {
+        return format!(
+            "{} hashes on the client address, so clients behind one address share a pod",
+            r.reference()
+        );
     }
     if ctx.routes.iter().any(|r| r.to_cluster_ip.is_some()) && ctx.client_ip_timeout().is_some() {
         return "a route sends to the ClusterIP and ClientIP affinity sees only the controller's IP".into();
     }
     if ctx.is_external_type() && ctx.external_traffic_policy() == "Local" {
-        return "externalTrafficPolicy Local: per-pod load follows the number of pods on each node".into();
+        return "externalTrafficPolicy Local: per-pod load follows the number of pods on each node"
+            .into();
     }
     if ctx.client_ip_timeout().is_some() {
         return "ClientIP affinity: a busy client IP keeps all its connections on one pod".into();
@@ -207,14 +248,29 @@ fn affinity_on(ctx: &Ctx, cookies: bool) -> Option<String> {
 
 /// WSA065: one client's connections on several pods although affinity is on.
 pub fn wsa065_client_on_several_pods(ctx: &Ctx) -> Vec<Finding> {
-    let Some(run) = &ctx.obs.url else { return vec![] };
-    let Some(aff) = affinity_on(ctx, run.cookies) else { return vec![] };
+    let Some(run) = &ctx.obs.url else {
+        return vec![];
+    };
+    let Some(aff) = affinity_on(ctx, run.cookies) else {
+        return vec![];
+    };
     let spread: Vec<String> = run
         .clients
         .iter()
         .filter_map(|c| {
-            let pods: BTreeSet<&str> = c.pods.iter().map(String::as_str).filter(|p| *p != "unknown").collect();
-            (pods.len() > 1).then(|| format!("client {}: {}", c.client, pods.into_iter().collect::<Vec<_>>().join(", ")))
+            let pods: BTreeSet<&str> = c
+                .pods
+                .iter()
+                .map(String::as_str)
+                .filter(|p| *p != "unknown")
+                .collect();
+            (pods.len() > 1).then(|| {
+                format!(
+                    "client {}: {}",
+                    c.client,
+                    pods.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            })
         })
         .collect();
     if spread.is_empty() {
@@ -228,7 +284,10 @@ pub fn wsa065_client_on_several_pods(ctx: &Ctx) -> Vec<Finding> {
             plural(spread.len(), "client"),
             spread.join("; ")
         ),
-        vec![aff, format!("url test {}: cookies={}", run.url, run.cookies)],
+        vec![
+            aff,
+            format!("url test {}: cookies={}", run.url, run.cookies),
+        ],
         "check which object serves this URL (host and path), that the client keeps and sends its cookies, and that the affinity is set on that route",
     )]
 }
@@ -236,40 +295,84 @@ pub fn wsa065_client_on_several_pods(ctx: &Ctx) -> Vec<Finding> {
 fn is_local_url(url: &str) -> bool {
     let host = url.split("://").nth(1).unwrap_or(url);
     let host = host.split(['/', ':']).next().unwrap_or("");
-    matches!(host, "localhost" | "127.0.0.1" | "[" | "0.0.0.0") || host.starts_with("127.") || url.contains("[::1]")
+    matches!(host, "localhost" | "127.0.0.1" | "[" | "0.0.0.0")
+        || host.starts_with("127.")
+        || url.contains("[::1]")
 }
 
 /// WSA066: all clients landed on one pod.
 pub fn wsa066_all_clients_one_pod(ctx: &Ctx) -> Vec<Finding> {
-    let Some(run) = &ctx.obs.url else { return vec![] };
+    let Some(run) = &ctx.obs.url else {
+        return vec![];
+    };
     if run.clients.len() < 2 {
         return vec![];
     }
-    let pods: BTreeSet<&str> =
-        run.clients.iter().flat_map(|c| c.pods.iter().map(String::as_str)).filter(|p| *p != "unknown").collect();
+    let pods: BTreeSet<&str> = run
+        .clients
+        .iter()
+        .flat_map(|c| c.pods.iter().map(String::as_str))
+        .filter(|p| *p != "unknown")
+        .collect();
     if pods.len() != 1 {
         return vec![];
     }
     let pod = pods.into_iter().next().unwrap_or_default();
     let ready = ctx.ready_count();
+    let sources: BTreeSet<&str> = run
+        .clients
+        .iter()
+        .filter_map(|c| c.source_ip.as_deref())
+        .collect();
     let cause = if ready <= 1 {
         "only one pod is ready".to_owned()
     } else if is_local_url(&run.url) {
         "the URL is local, most likely a `kubectl port-forward`, which reaches one pod".to_owned()
-    } else if let Some(r) = ctx.entry_routes().find(|r| r.to_cluster_ip.is_some() && ctx.client_ip_timeout().is_some()) {
-        format!("{} sends to the ClusterIP and ClientIP affinity sees the controller's IP for every client", r.reference())
-    } else if let Some(r) = ctx.entry_routes().find(|r| matches!(r.affinity, Affinity::Hash { client_address: true, .. })) {
-        format!("{} hashes on the client address and all test clients share this machine's address", r.reference())
-    } else if ctx.client_ip_timeout().is_some() && !ctx.entry_routes().any(|r| r.bypasses_service) {
-        "all test clients come from this machine's one IP and ClientIP affinity pins it to one pod".to_owned()
+    } else if let Some(r) = ctx
+        .entry_routes()
+        .find(|r| r.to_cluster_ip.is_some() && ctx.client_ip_timeout().is_some())
+    {
+        format!(
+            "{} sends to the ClusterIP and ClientIP affinity sees the controller's IP for every client",
+            r.reference()
+        )
+    } else if let Some(r) = ctx.entry_routes().find(|r| {
+        matches!(
+            r.affinity,
+            Affinity::Hash {
+                client_address: true,
+                ..
+            }
+        )
+    }) {
+        format!(
+            "{} hashes on the client address and all test clients share this machine's address",
+            r.reference()
+        )
+    } else if ctx.client_ip_timeout().is_some()
+        && !ctx.entry_routes().any(|r| r.bypasses_service)
+        && sources.len() <= 1
+    {
+        "all test clients come from this machine's one IP and ClientIP affinity pins it to one pod"
+            .to_owned()
     } else {
         let n = run.clients.len();
-        format!("with {n} clients and {ready} ready pods this can happen by chance; run again with more clients")
+        format!(
+            "with {n} clients and {ready} ready pods this can happen by chance; run again with more clients"
+        )
     };
     vec![finding(
         "WSA066",
-        format!("all {} clients through {} landed on pod `{pod}`; likely cause: {cause}", run.clients.len(), run.url),
-        vec![format!("url test {}: {} clients, 1 pod ({pod})", run.url, run.clients.len())],
+        format!(
+            "all {} clients through {} landed on pod `{pod}`; likely cause: {cause}",
+            run.clients.len(),
+            run.url
+        ),
+        vec![format!(
+            "url test {}: {} clients, 1 pod ({pod})",
+            run.url,
+            run.clients.len()
+        )],
         "test from separate source IPs or with separate cookie jars, through the Ingress host rather than a port-forward",
     )]
 }
@@ -285,11 +388,24 @@ mod tests {
     }
 
     fn probe(pod: &str) -> PodProbe {
-        PodProbe { pod: pod.into(), port: 8080, ready: true, attempted: 3, ok: 3, identity: Identity::Matches, ..Default::default() }
+        PodProbe {
+            pod: pod.into(),
+            port: 8080,
+            ready: true,
+            attempted: 3,
+            ok: 3,
+            identity: Identity::Matches,
+            ..Default::default()
+        }
     }
 
     fn log(pod: &str, active: Option<u64>, started: &str) -> PodLog {
-        PodLog { pod: pod.into(), active, started: Some(started.into()), ..Default::default() }
+        PodLog {
+            pod: pod.into(),
+            active,
+            started: Some(started.into()),
+            ..Default::default()
+        }
     }
 
     fn url(clients: &[&[&str]], cookies: bool) -> UrlRun {
@@ -299,8 +415,13 @@ mod tests {
             clients: clients
                 .iter()
                 .enumerate()
-                .map(|(i, p)| UrlClient { client: i as u32 + 1, pods: p.iter().map(|s| s.to_string()).collect(), ..Default::default() })
+                .map(|(i, p)| UrlClient {
+                    client: i as u32 + 1,
+                    pods: p.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                })
                 .collect(),
+            ..Default::default()
         }
     }
 
@@ -314,7 +435,10 @@ mod tests {
         p.ok = 0;
         p.failed = 3;
         p.error = Some("error forwarding port 8080 to pod abc: connection refused".into());
-        let obs = Observations { per_pod: Some(vec![probe("web-0"), p]), ..Default::default() };
+        let obs = Observations {
+            per_pod: Some(vec![probe("web-0"), p]),
+            ..Default::default()
+        };
         let f = wsa060_unreachable(&Ctx::new(&base(), &obs));
         assert_eq!(codes(&f), vec!["WSA060"]);
         assert!(f[0].detail.contains("connection refused"));
@@ -323,7 +447,10 @@ mod tests {
 
     #[test]
     fn wsa060_silent_when_all_ok_or_not_run() {
-        let obs = Observations { per_pod: Some(vec![probe("web-0")]), ..Default::default() };
+        let obs = Observations {
+            per_pod: Some(vec![probe("web-0")]),
+            ..Default::default()
+        };
         assert!(run(wsa060_unreachable, &base(), &obs).is_empty());
         assert!(run(wsa060_unreachable, &base(), &Observations::default()).is_empty());
     }
@@ -332,9 +459,15 @@ mod tests {
     fn wsa061_fires_for_other_identity_only() {
         let mut p = probe("web-0");
         p.identity = Identity::Other("web-2".into());
-        let obs = Observations { per_pod: Some(vec![p, probe("web-1")]), ..Default::default() };
+        let obs = Observations {
+            per_pod: Some(vec![p, probe("web-1")]),
+            ..Default::default()
+        };
         assert_eq!(run(wsa061_other_identity, &base(), &obs), vec!["WSA061"]);
-        let obs = Observations { per_pod: Some(vec![probe("web-1")]), ..Default::default() };
+        let obs = Observations {
+            per_pod: Some(vec![probe("web-1")]),
+            ..Default::default()
+        };
         assert!(run(wsa061_other_identity, &base(), &obs).is_empty());
     }
 
@@ -343,7 +476,10 @@ mod tests {
         let mut p = probe("web-0");
         p.logged_active_before = Some(10);
         p.logged_active_during = Some(11);
-        let obs = Observations { per_pod: Some(vec![p]), ..Default::default() };
+        let obs = Observations {
+            per_pod: Some(vec![p]),
+            ..Default::default()
+        };
         assert_eq!(run(wsa062_log_did_not_rise, &base(), &obs), vec!["WSA062"]);
     }
 
@@ -355,18 +491,27 @@ mod tests {
         let mut q = probe("web-1");
         q.logged_active_before = None;
         q.logged_active_during = Some(3);
-        let obs = Observations { per_pod: Some(vec![p, q]), ..Default::default() };
+        let obs = Observations {
+            per_pod: Some(vec![p, q]),
+            ..Default::default()
+        };
         assert!(run(wsa062_log_did_not_rise, &base(), &obs).is_empty());
     }
 
     #[test]
     fn wsa063_fires_for_missing_line() {
         let obs = Observations {
-            logs: Some(vec![log("web-0", Some(3), "2026-01-01T00:00:00Z"), log("web-1", None, "2026-01-01T00:00:00Z")]),
+            logs: Some(vec![
+                log("web-0", Some(3), "2026-01-01T00:00:00Z"),
+                log("web-1", None, "2026-01-01T00:00:00Z"),
+            ]),
             ..Default::default()
         };
         assert_eq!(run(wsa063_no_active_line, &base(), &obs), vec!["WSA063"]);
-        let obs = Observations { logs: Some(vec![log("web-0", Some(0), "2026-01-01T00:00:00Z")]), ..Default::default() };
+        let obs = Observations {
+            logs: Some(vec![log("web-0", Some(0), "2026-01-01T00:00:00Z")]),
+            ..Default::default()
+        };
         assert!(run(wsa063_no_active_line, &base(), &obs).is_empty());
     }
 
@@ -382,7 +527,11 @@ mod tests {
         };
         // 180 / mean 118 = 1.53: just above the threshold.
         let f = wsa064_imbalance(&Ctx::new(&base(), &obs));
-        assert!(f[0].detail.contains("`web-2` started after"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("`web-2` started after"),
+            "{}",
+            f[0].detail
+        );
         let obs = Observations {
             logs: Some(vec![
                 log("web-0", Some(180), "2026-01-01T00:00:00Z"),
@@ -393,14 +542,24 @@ mod tests {
         };
         let f = wsa064_imbalance(&Ctx::new(&base(), &obs));
         assert_eq!(codes(&f), vec!["WSA064"]);
-        assert!(f[0].detail.contains("`web-1`, `web-2` started after"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("`web-1`, `web-2` started after"),
+            "{}",
+            f[0].detail
+        );
     }
 
     #[test]
     fn wsa064_falls_back_to_snapshot_cause() {
-        let snap = snapshot(service("web").client_ip(10800).build()).ready_pods(2).build();
+        let snap = snapshot(service("web").client_ip(10800).build())
+            .ready_pods(2)
+            .build();
         let obs = Observations {
-            logs: Some(vec![log("web-0", Some(2), "2026-01-03T00:00:00Z"), log("web-1", Some(40), "2026-01-01T00:00:00Z")]),
+            // The emptier pod is the older one: age does not explain it.
+            logs: Some(vec![
+                log("web-0", Some(2), "2026-01-01T00:00:00Z"),
+                log("web-1", Some(40), "2026-01-03T00:00:00Z"),
+            ]),
             ..Default::default()
         };
         let f = wsa064_imbalance(&Ctx::new(&snap, &obs));
@@ -410,58 +569,106 @@ mod tests {
     #[test]
     fn wsa064_silent_when_even_or_too_few() {
         let obs = Observations {
-            logs: Some(vec![log("web-0", Some(10), "2026-01-01T00:00:00Z"), log("web-1", Some(12), "2026-01-02T00:00:00Z")]),
+            logs: Some(vec![
+                log("web-0", Some(10), "2026-01-01T00:00:00Z"),
+                log("web-1", Some(12), "2026-01-02T00:00:00Z"),
+            ]),
             ..Default::default()
         };
         assert!(run(wsa064_imbalance, &base(), &obs).is_empty());
         let obs = Observations {
-            logs: Some(vec![log("web-0", Some(3), "2026-01-01T00:00:00Z"), log("web-1", Some(0), "2026-01-02T00:00:00Z")]),
+            logs: Some(vec![
+                log("web-0", Some(3), "2026-01-01T00:00:00Z"),
+                log("web-1", Some(0), "2026-01-02T00:00:00Z"),
+            ]),
             ..Default::default()
         };
         assert!(run(wsa064_imbalance, &base(), &obs).is_empty());
-        let obs = Observations { logs: Some(vec![log("web-0", Some(300), "bad date")]), ..Default::default() };
+        let obs = Observations {
+            logs: Some(vec![log("web-0", Some(300), "bad date")]),
+            ..Default::default()
+        };
         assert!(run(wsa064_imbalance, &base(), &obs).is_empty());
     }
 
     #[test]
     fn wsa065_fires_when_affinity_on_and_client_spreads() {
-        let snap = snapshot(service("web").client_ip(10800).build()).ready_pods(2).build();
-        let obs = Observations { url: Some(url(&[&["web-0", "web-1"], &["web-0", "web-0"]], true)), ..Default::default() };
-        assert_eq!(run(wsa065_client_on_several_pods, &snap, &obs), vec!["WSA065"]);
+        let snap = snapshot(service("web").client_ip(10800).build())
+            .ready_pods(2)
+            .build();
+        let obs = Observations {
+            url: Some(url(&[&["web-0", "web-1"], &["web-0", "web-0"]], true)),
+            ..Default::default()
+        };
+        assert_eq!(
+            run(wsa065_client_on_several_pods, &snap, &obs),
+            vec!["WSA065"]
+        );
     }
 
     #[test]
     fn wsa065_silent_without_affinity_or_with_cookies_off() {
-        let obs = Observations { url: Some(url(&[&["web-0", "web-1"]], true)), ..Default::default() };
+        let obs = Observations {
+            url: Some(url(&[&["web-0", "web-1"]], true)),
+            ..Default::default()
+        };
         assert!(run(wsa065_client_on_several_pods, &base(), &obs).is_empty());
         let snap = snapshot(service("web").build())
             .ready_pods(2)
             .ingress(ingress_nginx("web", "web").nginx_cookie_ok().build())
             .build();
-        let obs = Observations { url: Some(url(&[&["web-0", "web-1"]], false)), ..Default::default() };
+        let obs = Observations {
+            url: Some(url(&[&["web-0", "web-1"]], false)),
+            ..Default::default()
+        };
         assert!(run(wsa065_client_on_several_pods, &snap, &obs).is_empty());
-        let obs = Observations { url: Some(url(&[&["web-0", "web-0", "unknown"]], true)), ..Default::default() };
+        let obs = Observations {
+            url: Some(url(&[&["web-0", "web-0", "unknown"]], true)),
+            ..Default::default()
+        };
         assert!(run(wsa065_client_on_several_pods, &snap, &obs).is_empty());
     }
 
     #[test]
     fn wsa066_fires_with_cause() {
-        let snap = snapshot(service("web").client_ip(10800).build()).ready_pods(2).build();
-        let obs = Observations { url: Some(url(&[&["web-0", "web-0"], &["web-0"], &["web-0"]], true)), ..Default::default() };
+        let snap = snapshot(service("web").client_ip(10800).build())
+            .ready_pods(2)
+            .build();
+        let obs = Observations {
+            url: Some(url(&[&["web-0", "web-0"], &["web-0"], &["web-0"]], true)),
+            ..Default::default()
+        };
         let f = wsa066_all_clients_one_pod(&Ctx::new(&snap, &obs));
         assert_eq!(codes(&f), vec!["WSA066"]);
-        assert!(f[0].detail.contains("ClientIP affinity pins"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("ClientIP affinity pins"),
+            "{}",
+            f[0].detail
+        );
         let mut local = url(&[&["web-0"], &["web-0"]], true);
         local.url = "ws://127.0.0.1:8080/".into();
-        let obs = Observations { url: Some(local), ..Default::default() };
-        assert!(wsa066_all_clients_one_pod(&Ctx::new(&base(), &obs))[0].detail.contains("port-forward"));
+        let obs = Observations {
+            url: Some(local),
+            ..Default::default()
+        };
+        assert!(
+            wsa066_all_clients_one_pod(&Ctx::new(&base(), &obs))[0]
+                .detail
+                .contains("port-forward")
+        );
     }
 
     #[test]
     fn wsa066_silent_when_clients_spread_or_single_client() {
-        let obs = Observations { url: Some(url(&[&["web-0"], &["web-1"]], true)), ..Default::default() };
+        let obs = Observations {
+            url: Some(url(&[&["web-0"], &["web-1"]], true)),
+            ..Default::default()
+        };
         assert!(run(wsa066_all_clients_one_pod, &base(), &obs).is_empty());
-        let obs = Observations { url: Some(url(&[&["web-0", "web-0"]], true)), ..Default::default() };
+        let obs = Observations {
+            url: Some(url(&[&["web-0", "web-0"]], true)),
+            ..Default::default()
+        };
         assert!(run(wsa066_all_clients_one_pod, &base(), &obs).is_empty());
     }
 }

@@ -17,7 +17,9 @@ pub const RULES: &[Rule] = &[
 
 /// WSA010: ClientIP affinity, with its timeout.
 pub fn wsa010_client_ip(ctx: &Ctx) -> Vec<Finding> {
-    let Some(t) = ctx.client_ip_timeout() else { return vec![] };
+    let Some(t) = ctx.client_ip_timeout() else {
+        return vec![];
+    };
     let explicit = t != DEFAULT_CLIENT_IP_TIMEOUT
         || ctx
             .spec()
@@ -25,7 +27,11 @@ pub fn wsa010_client_ip(ctx: &Ctx) -> Vec<Finding> {
             .and_then(|c| c.client_ip.as_ref())
             .and_then(|c| c.timeout_seconds)
             .is_some();
-    let t_text = if explicit { format!("{t} s") } else { format!("{t} s (the default)") };
+    let t_text = if explicit {
+        format!("{t} s")
+    } else {
+        format!("{t} s (the default)")
+    };
     vec![finding(
         "WSA010",
         format!(
@@ -34,7 +40,10 @@ pub fn wsa010_client_ip(ctx: &Ctx) -> Vec<Finding> {
         ),
         vec![
             format!("{} spec.sessionAffinity=ClientIP", ctx.svc_ref()),
-            format!("{} spec.sessionAffinityConfig.clientIP.timeoutSeconds={t}", ctx.svc_ref()),
+            format!(
+                "{} spec.sessionAffinityConfig.clientIP.timeoutSeconds={t}",
+                ctx.svc_ref()
+            ),
         ],
         "none needed; to let one IP's new connections spread, set `spec.sessionAffinity: None` (open WebSockets stay where they are)",
     )]
@@ -58,10 +67,16 @@ pub fn wsa011_no_affinity(ctx: &Ctx) -> Vec<Finding> {
 
 /// WSA012: NodePort/LoadBalancer + externalTrafficPolicy Cluster + ClientIP.
 pub fn wsa012_client_ip_behind_snat(ctx: &Ctx) -> Vec<Finding> {
-    if !ctx.is_external_type() || ctx.external_traffic_policy() != "Cluster" || ctx.client_ip_timeout().is_none() {
+    if !ctx.is_external_type()
+        || ctx.external_traffic_policy() != "Cluster"
+        || ctx.client_ip_timeout().is_none()
+    {
         return vec![];
     }
-    let set = ctx.spec().and_then(|s| s.external_traffic_policy.as_deref()).is_some();
+    let set = ctx
+        .spec()
+        .and_then(|s| s.external_traffic_policy.as_deref())
+        .is_some();
     vec![finding(
         "WSA012",
         format!(
@@ -100,11 +115,16 @@ pub fn wsa014_local_uneven_nodes(ctx: &Ctx) -> Vec<Finding> {
         return vec![];
     }
     let per = ready_per_node(ctx);
-    let (Some(min), Some(max)) = (per.values().min(), per.values().max()) else { return vec![] };
+    let (Some(min), Some(max)) = (per.values().min(), per.values().max()) else {
+        return vec![];
+    };
     if per.len() < 2 || min == max {
         return vec![];
     }
-    let spread: Vec<String> = per.iter().map(|(n, c)| format!("{n}: {}", plural(*c, "pod"))).collect();
+    let spread: Vec<String> = per
+        .iter()
+        .map(|(n, c)| format!("{n}: {}", plural(*c, "pod")))
+        .collect();
     vec![finding(
         "WSA014",
         format!(
@@ -123,23 +143,29 @@ pub fn wsa014_local_uneven_nodes(ctx: &Ctx) -> Vec<Finding> {
 /// WSA015: topology-aware routing.
 pub fn wsa015_topology_aware(ctx: &Ctx) -> Vec<Finding> {
     let mut ev = Vec::new();
-    if let Some(td) = ctx.spec().and_then(|s| s.traffic_distribution.as_deref()) {
-        if matches!(td, "PreferClose" | "PreferSameZone" | "PreferSameNode") {
-            ev.push(format!("{} spec.trafficDistribution={td}", ctx.svc_ref()));
-        }
+    if let Some(td) = ctx.spec().and_then(|s| s.traffic_distribution.as_deref())
+        && matches!(td, "PreferClose" | "PreferSameZone" | "PreferSameNode")
+    {
+        ev.push(format!("{} spec.trafficDistribution={td}", ctx.svc_ref()));
     }
-    for key in ["service.kubernetes.io/topology-mode", "service.kubernetes.io/topology-aware-hints"] {
-        if let Some(v) = ctx.service_annotations().get(key) {
-            if v.trim().eq_ignore_ascii_case("auto") {
-                ev.push(format!("{} metadata.annotations[{key}]={v}", ctx.svc_ref()));
-            }
+    for key in [
+        "service.kubernetes.io/topology-mode",
+        "service.kubernetes.io/topology-aware-hints",
+    ] {
+        if let Some(v) = ctx.service_annotations().get(key)
+            && v.trim().eq_ignore_ascii_case("auto")
+        {
+            ev.push(format!("{} metadata.annotations[{key}]={v}", ctx.svc_ref()));
         }
     }
     if ev.is_empty() {
         return vec![];
     }
-    let zones: std::collections::BTreeSet<&str> =
-        ctx.ready_endpoints().iter().filter_map(|e| e.zone.as_deref()).collect();
+    let zones: std::collections::BTreeSet<&str> = ctx
+        .ready_endpoints()
+        .iter()
+        .filter_map(|e| e.zone.as_deref())
+        .collect();
     vec![finding(
         "WSA015",
         format!(
@@ -154,7 +180,11 @@ pub fn wsa015_topology_aware(ctx: &Ctx) -> Vec<Finding> {
 
 /// WSA016: internalTrafficPolicy Local.
 pub fn wsa016_internal_local(ctx: &Ctx) -> Vec<Finding> {
-    if ctx.spec().and_then(|s| s.internal_traffic_policy.as_deref()) != Some("Local") {
+    if ctx
+        .spec()
+        .and_then(|s| s.internal_traffic_policy.as_deref())
+        != Some("Local")
+    {
         return vec![];
     }
     let per = ready_per_node(ctx);
@@ -165,7 +195,10 @@ pub fn wsa016_internal_local(ctx: &Ctx) -> Vec<Finding> {
             ctx.name,
             plural(per.len(), "node")
         ),
-        vec![format!("{} spec.internalTrafficPolicy=Local", ctx.svc_ref())],
+        vec![format!(
+            "{} spec.internalTrafficPolicy=Local",
+            ctx.svc_ref()
+        )],
         format!(
             "remove it unless intended: `kubectl patch svc {} -n {} -p '{{\"spec\":{{\"internalTrafficPolicy\":\"Cluster\"}}}}'`",
             ctx.name,
@@ -207,36 +240,78 @@ mod tests {
 
     #[test]
     fn wsa010_fires_with_timeout() {
-        let f = run(wsa010_client_ip, &snapshot(service("web").client_ip(3600).build()).build());
+        let f = run(
+            wsa010_client_ip,
+            &snapshot(service("web").client_ip(3600).build()).build(),
+        );
         assert_eq!(codes(&f), vec!["WSA010"]);
         assert!(f[0].detail.contains("3600 s") && f[0].detail.contains("86400"));
-        let f = run(wsa010_client_ip, &snapshot(service("web").client_ip_default().build()).build());
-        assert!(f[0].detail.contains("10800 s (the default)"), "{}", f[0].detail);
+        let f = run(
+            wsa010_client_ip,
+            &snapshot(service("web").client_ip_default().build()).build(),
+        );
+        assert!(
+            f[0].detail.contains("10800 s (the default)"),
+            "{}",
+            f[0].detail
+        );
         assert!(run(wsa010_client_ip, &snapshot(service("web").build()).build()).is_empty());
     }
 
     #[test]
     fn wsa011_fires_only_without_affinity() {
-        assert_eq!(codes(&run(wsa011_no_affinity, &snapshot(service("web").build()).build())), vec!["WSA011"]);
         assert_eq!(
-            codes(&run(wsa011_no_affinity, &snapshot(service("web").affinity_none().build()).build())),
+            codes(&run(
+                wsa011_no_affinity,
+                &snapshot(service("web").build()).build()
+            )),
             vec!["WSA011"]
         );
-        assert!(run(wsa011_no_affinity, &snapshot(service("web").client_ip(60).build()).build()).is_empty());
+        assert_eq!(
+            codes(&run(
+                wsa011_no_affinity,
+                &snapshot(service("web").affinity_none().build()).build()
+            )),
+            vec!["WSA011"]
+        );
+        assert!(
+            run(
+                wsa011_no_affinity,
+                &snapshot(service("web").client_ip(60).build()).build()
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn wsa012_fires_for_external_cluster_policy_with_client_ip() {
         let s = snapshot(service("web").client_ip(10800).load_balancer().build()).build();
-        assert_eq!(codes(&run(wsa012_client_ip_behind_snat, &s)), vec!["WSA012"]);
-        let s = snapshot(service("web").client_ip(10800).type_("NodePort").etp("Cluster").build()).build();
-        assert_eq!(codes(&run(wsa012_client_ip_behind_snat, &s)), vec!["WSA012"]);
+        assert_eq!(
+            codes(&run(wsa012_client_ip_behind_snat, &s)),
+            vec!["WSA012"]
+        );
+        let s = snapshot(
+            service("web")
+                .client_ip(10800)
+                .type_("NodePort")
+                .etp("Cluster")
+                .build(),
+        )
+        .build();
+        assert_eq!(
+            codes(&run(wsa012_client_ip_behind_snat, &s)),
+            vec!["WSA012"]
+        );
     }
 
     #[test]
     fn wsa012_silent_for_local_clusterip_or_no_affinity() {
         for s in [
-            service("web").client_ip(10800).load_balancer().etp("Local").build(),
+            service("web")
+                .client_ip(10800)
+                .load_balancer()
+                .etp("Local")
+                .build(),
             service("web").client_ip(10800).build(),
             service("web").load_balancer().build(),
         ] {
@@ -256,42 +331,77 @@ mod tests {
             .build();
         let f = run(wsa014_local_uneven_nodes, &s);
         assert_eq!(codes(&f), vec!["WSA014"]);
-        assert!(f[0].detail.contains("n1: 1 pod") && f[0].detail.contains("n2: 3 pods"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("n1: 1 pod") && f[0].detail.contains("n2: 3 pods"),
+            "{}",
+            f[0].detail
+        );
     }
 
     #[test]
     fn wsa014_silent_when_even_or_cluster() {
-        let even = snapshot(service("web").load_balancer().etp("Local").build()).ready_pods(4).build();
+        let even = snapshot(service("web").load_balancer().etp("Local").build())
+            .ready_pods(4)
+            .build();
         assert!(run(wsa014_local_uneven_nodes, &even).is_empty());
         let cluster = snapshot(service("web").load_balancer().build())
-            .endpoints(vec![ep("a", "10.0.0.1", "n1").build(), ep("b", "10.0.0.2", "n2").build(), ep("c", "10.0.0.3", "n2").build()])
+            .endpoints(vec![
+                ep("a", "10.0.0.1", "n1").build(),
+                ep("b", "10.0.0.2", "n2").build(),
+                ep("c", "10.0.0.3", "n2").build(),
+            ])
             .build();
         assert!(run(wsa014_local_uneven_nodes, &cluster).is_empty());
     }
 
     #[test]
     fn wsa015_fires_for_prefer_close_or_annotation() {
-        let s = snapshot(service("web").traffic_distribution("PreferClose").build()).ready_pods(2).build();
+        let s = snapshot(service("web").traffic_distribution("PreferClose").build())
+            .ready_pods(2)
+            .build();
         assert_eq!(codes(&run(wsa015_topology_aware, &s)), vec!["WSA015"]);
-        let s = snapshot(service("web").annotation("service.kubernetes.io/topology-mode", "Auto").build()).build();
+        let s = snapshot(
+            service("web")
+                .annotation("service.kubernetes.io/topology-mode", "Auto")
+                .build(),
+        )
+        .build();
         assert_eq!(codes(&run(wsa015_topology_aware, &s)), vec!["WSA015"]);
-        let s = snapshot(service("web").annotation("service.kubernetes.io/topology-mode", "Disabled").build()).build();
+        let s = snapshot(
+            service("web")
+                .annotation("service.kubernetes.io/topology-mode", "Disabled")
+                .build(),
+        )
+        .build();
         assert!(run(wsa015_topology_aware, &s).is_empty());
-        assert!(run(wsa015_topology_aware, &snapshot(service("web").build()).build()).is_empty());
+        assert!(
+            run(
+                wsa015_topology_aware,
+                &snapshot(service("web").build()).build()
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn wsa016_fires_for_internal_local() {
-        let s = snapshot(service("web").itp("Local").build()).ready_pods(2).build();
+        let s = snapshot(service("web").itp("Local").build())
+            .ready_pods(2)
+            .build();
         assert_eq!(codes(&run(wsa016_internal_local, &s)), vec!["WSA016"]);
-        let s = snapshot(service("web").itp("Cluster").build()).ready_pods(2).build();
+        let s = snapshot(service("web").itp("Cluster").build())
+            .ready_pods(2)
+            .build();
         assert!(run(wsa016_internal_local, &s).is_empty());
     }
 
     #[test]
     fn wsa020_fires_with_more_than_one_ready() {
         let s = snapshot(service("web").build()).ready_pods(2).build();
-        assert_eq!(codes(&run(wsa020_port_forward_single_pod, &s)), vec!["WSA020"]);
+        assert_eq!(
+            codes(&run(wsa020_port_forward_single_pod, &s)),
+            vec!["WSA020"]
+        );
         let s = snapshot(service("web").build()).ready_pods(1).build();
         assert!(run(wsa020_port_forward_single_pod, &s).is_empty());
     }

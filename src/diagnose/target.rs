@@ -26,7 +26,8 @@ pub fn suggestions(wanted: &str, candidates: &[String]) -> Vec<String> {
         .filter(|c| c.as_str() != wanted)
         .filter_map(|c| {
             let d = edit_distance(wanted, c);
-            let contains = !wanted.is_empty() && (c.contains(wanted) || wanted.contains(c.as_str()));
+            let contains =
+                !wanted.is_empty() && (c.contains(wanted) || wanted.contains(c.as_str()));
             (d <= limit || contains).then_some((d, c))
         })
         .collect();
@@ -36,14 +37,21 @@ pub fn suggestions(wanted: &str, candidates: &[String]) -> Vec<String> {
 
 /// WSA001: the Service (or Ingress/Deployment) the user named is missing.
 pub fn wsa001_not_found(ctx: &Ctx) -> Vec<Finding> {
-    let requested = if ctx.snap.requested.is_empty() { format!("svc/{}", ctx.name) } else { ctx.snap.requested.clone() };
+    let requested = if ctx.snap.requested.is_empty() {
+        format!("svc/{}", ctx.name)
+    } else {
+        ctx.snap.requested.clone()
+    };
     let close = suggestions(&ctx.name, &ctx.snap.service_names);
     let mut detail = format!("`{requested}` was not found in namespace `{}`", ctx.ns());
     let fix = if close.is_empty() {
         if ctx.snap.service_names.is_empty() {
             detail.push_str("; the namespace has no Services");
         } else {
-            detail.push_str(&format!("; Services there: {}", names(&ctx.snap.service_names)));
+            detail.push_str(&format!(
+                "; Services there: {}",
+                names(&ctx.snap.service_names)
+            ));
         }
         "check the name and namespace: `kubectl get svc -A | grep NAME`, then `kubectl wsaffinity check -n NAMESPACE svc/NAME`"
             .to_owned()
@@ -51,7 +59,12 @@ pub fn wsa001_not_found(ctx: &Ctx) -> Vec<Finding> {
         detail.push_str(&format!("; did you mean {}?", names(&close)));
         format!("kubectl wsaffinity check -n {} svc/{}", ctx.ns(), close[0])
     };
-    vec![finding("WSA001", detail, vec![format!("{requested} in namespace {}", ctx.ns())], fix)]
+    vec![finding(
+        "WSA001",
+        detail,
+        vec![format!("{requested} in namespace {}", ctx.ns())],
+        fix,
+    )]
 }
 
 #[cfg(test)]
@@ -69,8 +82,18 @@ mod tests {
 
     #[test]
     fn close_names_are_suggested_best_first() {
-        let c: Vec<String> = ["dev-websocket-server", "redis", "dev-websocket-srv", "websocket"].map(String::from).into();
-        assert_eq!(suggestions("dev-websocket-sever", &c), vec!["dev-websocket-server", "dev-websocket-srv"]);
+        let c: Vec<String> = [
+            "dev-websocket-server",
+            "redis",
+            "dev-websocket-srv",
+            "websocket",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            suggestions("dev-websocket-sever", &c),
+            vec!["dev-websocket-server", "dev-websocket-srv", "websocket"]
+        );
         assert!(suggestions("postgres", &c).is_empty());
     }
 
@@ -84,7 +107,11 @@ mod tests {
         };
         let f = wsa001_not_found(&Ctx::new(&snap, &Observations::default()));
         assert_eq!(codes(&f), vec!["WSA001"]);
-        assert!(f[0].detail.contains("did you mean `dev-websocket-server`?"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("did you mean `dev-websocket-server`?"),
+            "{}",
+            f[0].detail
+        );
         assert!(f[0].fix.contains("svc/dev-websocket-server"));
     }
 

@@ -52,11 +52,22 @@ pub fn verdict(ctx: &Ctx, findings: &[Finding]) -> String {
     if has(findings, "WSA004") {
         return "Only one pod is ready, so every connection lands on it whatever the affinity settings; scale out or make the other pods ready (WSA004).".into();
     }
-    let mut warnings: Vec<&Finding> = findings.iter().filter(|f| f.severity == Severity::Warning).collect();
+    let mut warnings: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .collect();
     warnings.dedup_by_key(|f| f.code);
     if !warnings.is_empty() {
-        let items: Vec<String> = warnings.iter().take(3).map(|f| format!("{} ({})", f.title, f.code)).collect();
-        let more = if warnings.len() > 3 { format!(" and {} more", warnings.len() - 3) } else { String::new() };
+        let items: Vec<String> = warnings
+            .iter()
+            .take(3)
+            .map(|f| format!("{} ({})", f.title, f.code))
+            .collect();
+        let more = if warnings.len() > 3 {
+            format!(" and {} more", warnings.len() - 3)
+        } else {
+            String::new()
+        };
         return format!(
             "New connections can reach {} behind service `{}`, but {} {} attention: {}{more}.",
             plural(ready, "pod"),
@@ -72,19 +83,31 @@ pub fn verdict(ctx: &Ctx, findings: &[Finding]) -> String {
 /// No error and no warning: explain why a test may still show one pod.
 fn correct(ctx: &Ctx, ready: usize) -> String {
     let client_ip = ctx.client_ip_timeout().is_some();
-    let mut why = "Everything lands on one pod when you test through port-forward (one pod)".to_owned();
+    let mut why =
+        "Everything lands on one pod when you test through port-forward (one pod)".to_owned();
     if client_ip {
         why.push_str(" and ClientIP affinity pins your IP");
     }
     let entry: Vec<_> = ctx.entry_routes().collect();
-    let through = if let Some(r) = entry.iter().find(|r| r.to_cluster_ip.is_none() && !r.affinity.is_none()) {
-        let what = if r.kind == "Ingress" { "the Ingress".to_owned() } else { format!("the {}", r.kind) };
+    let through = if let Some(r) = entry
+        .iter()
+        .find(|r| r.to_cluster_ip.is_none() && !r.affinity.is_none())
+    {
+        let what = if r.kind == "Ingress" {
+            "the Ingress".to_owned()
+        } else {
+            format!("the {}", r.kind)
+        };
         match r.affinity {
             Affinity::Cookie { .. } => format!("through {what}, separate clients spread"),
             _ => format!("through {what}, clients with different affinity keys spread"),
         }
     } else if let Some(r) = entry.first() {
-        let what = if r.kind == "Ingress" { "the Ingress".to_owned() } else { format!("the {}", r.kind) };
+        let what = if r.kind == "Ingress" {
+            "the Ingress".to_owned()
+        } else {
+            format!("the {}", r.kind)
+        };
         format!("through {what}, new connections spread over the {ready} pods")
     } else if client_ip {
         format!("through the Service, separate client IPs spread over the {ready} pods")
@@ -118,7 +141,9 @@ mod tests {
     fn errors_lead_the_verdict() {
         let snap = snapshot(service("web").build()).build();
         assert!(verdict_of(&snap).contains("WSA002"));
-        let snap = snapshot(service("web").build()).pod(pod("web-0").ready(false).build()).build();
+        let snap = snapshot(service("web").build())
+            .pod(pod("web-0").ready(false).build())
+            .build();
         assert!(verdict_of(&snap).contains("WSA003"));
     }
 
@@ -126,7 +151,11 @@ mod tests {
     fn warnings_are_listed() {
         let snap = snapshot(service("web").client_ip(10800).load_balancer().build())
             .ready_pods(2)
-            .ingress(ingress_nginx("web", "web").annotation("nginx.ingress.kubernetes.io/service-upstream", "true").build())
+            .ingress(
+                ingress_nginx("web", "web")
+                    .annotation("nginx.ingress.kubernetes.io/service-upstream", "true")
+                    .build(),
+            )
             .build();
         let v = verdict_of(&snap);
         assert!(v.starts_with("New connections can reach 2 pods"), "{v}");
@@ -138,9 +167,13 @@ mod tests {
     #[test]
     fn no_route_no_affinity() {
         let snap = snapshot(service("web").build()).ready_pods(3).build();
-        let ctx = Ctx::new(&snap, &Observations::default());
+        let obs = Observations::default();
+        let ctx = Ctx::new(&snap, &obs);
         let v = verdict(&ctx, &findings(&ctx));
-        assert!(v.contains("each new connection is balanced over the 3 pods"), "{v}");
+        assert!(
+            v.contains("each new connection is balanced over the 3 pods"),
+            "{v}"
+        );
         assert!(!v.to_lowercase().contains("messages"));
     }
 }
