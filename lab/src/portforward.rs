@@ -334,6 +334,8 @@ async fn run<S>(
     }
     drop(done_tx);
 
+    // With no backend connection at all (every port failed) the kubelet closes at once.
+    let had_backend = active > 0;
     let mut client_closed = false;
     while active > 0 && !client_closed {
         tokio::select! {
@@ -368,7 +370,7 @@ async fn run<S>(
     }
     // Stop writing to the backends: the client side is done or the pod side ended.
     to_backend.clear();
-    if !client_closed {
+    if had_backend && !client_closed {
         // Give the client the grace containerd gives it to finish first.
         let _ = tokio::time::timeout(GRACE, async {
             while let Some(Ok(m)) = stream.next().await {

@@ -142,3 +142,9 @@ fn binary_stops_children_on_sigint_and_when_killed() {
         );
     }
 }
+
+#[test]
+fn lab_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Lab>();
+}
