@@ -98,6 +98,8 @@ enum End {
     Client,
     /// We closed with this code and reason.
     Closed(CloseCode, &'static str),
+    /// The client went silent for twice the ping interval.
+    Idle,
 }
 
 struct Session<'a, S> {
@@ -130,6 +132,15 @@ where
         };
         let end = match end {
             End::Closed(code, reason) => self.close(code, reason).await,
+            End::Idle => {
+                // Say why, but do not wait for an answer from a silent client.
+                let frame = CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "idle timeout".into(),
+                };
+                let _ = timeout(LINGER, self.ws.close(Some(frame))).await;
+                End::Idle
+            }
             End::Client => End::Client,
         };
         debug!(connection = id, ?end, "connection closed");
@@ -174,7 +185,7 @@ where
                 _ = &mut timer => {
                     let now = Instant::now();
                     if now >= last_heard + silence_limit {
-                        return End::Closed(CloseCode::Away, "idle timeout");
+                        return End::Idle;
                     }
                     if now >= next_ping {
                         if self.ws.send(Message::Ping(Bytes::new())).await.is_err() {
@@ -201,7 +212,8 @@ where
         let mut next = first;
         let mut received = 0u64;
         let mut end = None;
-        for _ in 0..MAX_BATCH {
+        let mut answered = 0;
+        loop {
             match next {
                 None => {
                     end = Some(End::Client);
@@ -228,7 +240,12 @@ where
                     }
                 },
             }
-            // Take the next message only if it is already here.
+            answered += 1;
+            if answered == MAX_BATCH {
+                break;
+            }
+            // Take the next message only if it is already here. A message
+            // taken here is always answered in the next round of this loop.
             match self.ws.next().now_or_never() {
                 Some(message) => next = message,
                 None => break,

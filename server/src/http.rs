@@ -153,7 +153,7 @@ fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, drain: mpsc::Sender<()>)
         }
         Err(UpgradeProblem::Version) => {
             shared.metrics.rejected(RejectReason::BadRequest);
-            let mut response = text(
+            let mut response = refuse(
                 StatusCode::UPGRADE_REQUIRED,
                 "unsupported Sec-WebSocket-Version: this server speaks version 13\n",
             );
@@ -166,7 +166,7 @@ fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, drain: mpsc::Sender<()>)
         Err(UpgradeProblem::Malformed(why)) => {
             shared.metrics.rejected(RejectReason::BadRequest);
             debug!("bad upgrade request: {why}");
-            return text(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 format!("bad WebSocket upgrade: {why}\n"),
             );
@@ -175,7 +175,7 @@ fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, drain: mpsc::Sender<()>)
 
     if shared.shutdown.is_shutdown() {
         shared.metrics.rejected(RejectReason::Shutdown);
-        return text(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down\n");
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down\n");
     }
     let Ok(permit) = shared.websocket_slots.clone().try_acquire_owned() else {
         shared.metrics.rejected(RejectReason::Limit);
@@ -183,7 +183,7 @@ fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, drain: mpsc::Sender<()>)
             "rejected connection with 503: limit of {} open connections reached",
             shared.config.max_connections
         );
-        return text(
+        return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "connection limit reached, try again later\n",
         );
@@ -206,6 +206,15 @@ fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, drain: mpsc::Sender<()>)
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
+    response
+}
+
+/// A refused upgrade: the answer is final, so the connection closes after it.
+fn refuse(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = text(status, body);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -139,11 +139,13 @@ pub async fn send_text(ws: &mut Client, text: &str) {
 
 /// A raw HTTP/1.1 exchange: returns the status code and the whole response.
 pub async fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
+    raw_http_bytes(addr, request.as_bytes()).await
+}
+
+/// Like [`raw_http`] for requests that are not valid UTF-8.
+pub async fn raw_http_bytes(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write request");
+    stream.write_all(request).await.expect("write request");
     let mut response = Vec::new();
     let _ = timeout(WAIT, stream.read_to_end(&mut response))
         .await
@@ -286,4 +288,30 @@ pub fn active_count(line: &str) -> Option<usize> {
     let rest = line.split("Active connections: ").nth(1)?;
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
+}
+
+/// Sends the first line of a GET, so the request is in flight.
+pub async fn begin_request(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\n").as_bytes())
+        .await
+        .expect("write request line");
+    // Let the server read it before anything else happens.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream
+}
+
+/// Finishes a request from [`begin_request`]: (status, whole response).
+pub async fn finish_request(stream: &mut TcpStream) -> (u16, String) {
+    stream
+        .write_all(b"Host: test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write rest of request");
+    let mut response = Vec::new();
+    let _ = timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("response in time");
+    let response = String::from_utf8_lossy(&response).to_string();
+    (status_of(&response), response)
 }
