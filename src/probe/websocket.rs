@@ -195,12 +195,12 @@ where
     // A server may send no hello: wait briefly, never past the deadline.
     // (`next` on the stream is cancel-safe: nothing is lost on timeout.)
     let hello_deadline = (Instant::now() + opts.hello_wait).min(deadline);
-    if let Ok(first) =
-        tokio::time::timeout_at(hello_deadline, conn.next_data("waiting for a hello")).await
+    let first =
+        tokio::time::timeout_at(hello_deadline, conn.next_data("waiting for a hello")).await;
+    if let Ok(first) = first
+        && let Message::Text(text) = first?
     {
-        if let Message::Text(text) = first? {
-            conn.hello = Hello::parse(text.as_str());
-        }
+        conn.hello = Hello::parse(text.as_str());
     }
 
     if opts.echo {

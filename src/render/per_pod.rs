@@ -132,7 +132,7 @@ fn logged(p: &PodProbe) -> String {
 
 fn pods(s: &mut String, probes: &[PodProbe], wide: bool, color: bool) {
     s.push_str(&paint("Pods", Paint::new().bold(), color));
-    s.push_str("  tested one by one over port-forward\n");
+    s.push_str("  each tested directly over port-forward\n");
     if probes.is_empty() {
         s.push_str(&format!(
             "{INDENT}none: no ready endpoint to test (--all-pods adds the not-ready pods)\n"

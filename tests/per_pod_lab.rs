@@ -1,0 +1,361 @@
+//! `kubectl wsaffinity per-pod` against the lab (a local TEST DOUBLE of the
+//! Kubernetes API with the real WebSocket port-forward protocol and pods
+//! backed by real `websocket-server` processes). The plugin binary runs as a
+//! subprocess with `--kubeconfig`. Needs `cargo build -p websocket-server`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::process::Command;
+use wsaffinity_lab::{Lab, LabOptions, Scenario};
+
+const NS: &str = "websocket-app-dev";
+const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
+/// Upper bound for one plugin run in these tests.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+async fn lab(scenario: Scenario) -> Lab {
+    Lab::start(LabOptions {
+        scenario,
+        tls: false,
+        processes: true,
+    })
+    .await
+    .expect("lab starts (run `cargo build -p websocket-server` first)")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+fn command(lab: &Lab, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("per-pod")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(lab.kubeconfig_path())
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn wait(child: tokio::process::Child, started: Instant) -> Run {
+    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("the plugin finishes in time")
+        .expect("the plugin runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+async fn run(lab: &Lab, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let child = command(lab, args).spawn().expect("spawn the plugin");
+    wait(child, started).await
+}
+
+fn per_pod(report: &Value) -> Vec<Value> {
+    report["observations"]["perPod"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn probe<'a>(probes: &'a [Value], pod: &str) -> &'a Value {
+    probes
+        .iter()
+        .find(|p| p["pod"] == pod)
+        .unwrap_or_else(|| panic!("no probe for {pod} in {probes:#?}"))
+}
+
+fn findings(report: &Value, code: &str) -> Vec<Value> {
+    report["findings"]
+        .as_array()
+        .map(|a| a.iter().filter(|f| f["code"] == code).cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pods_ten_connections_each_and_the_log_count_comes_back() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let pods = lab.pods(NS);
+    assert_eq!(pods.len(), 2);
+    lab.reset_counts();
+
+    let run = run(&lab, &["--connect", "10", "-o", "json"]).await;
+    eprintln!(
+        "2 pods x 10 connections (hold 2s, one pod at a time): {:?}",
+        run.took
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let probes = per_pod(&report);
+    assert_eq!(probes.len(), 2);
+    for name in &pods {
+        let p = probe(&probes, name);
+        assert_eq!(p["ok"], 10, "{p:#}");
+        assert_eq!(p["failed"], 0, "{p:#}");
+        assert_eq!(
+            p["port"], 8080,
+            "the named targetPort `ws` resolved per pod"
+        );
+        assert_eq!(p["identity"]["kind"], "matches", "{p:#}");
+        assert!(p["handshakeMs"]["p50"].as_f64().is_some(), "{p:#}");
+        assert!(p["echoMs"]["p95"].as_f64().is_some(), "{p:#}");
+        let before = p["loggedActiveBefore"].as_u64().unwrap_or(0);
+        let during = p["loggedActiveDuring"]
+            .as_u64()
+            .expect("a count during the hold");
+        assert!(
+            during >= before + 10,
+            "logged {during} while holding 10 (before {before})"
+        );
+        let after = p["loggedActiveAfter"]
+            .as_u64()
+            .expect("a count after closing");
+        assert_eq!(after, before, "every connection closed again");
+    }
+    assert!(findings(&report, "WSA060").is_empty());
+    assert!(findings(&report, "WSA062").is_empty());
+
+    // One port-forward upgrade per connection; the pods are listed once, not per pod.
+    let counts = lab.counts();
+    eprintln!("API requests: {:?}", counts.requests);
+    assert_eq!(counts.get("create pods/portforward"), 20, "{counts:?}");
+    assert!(counts.get("list pods") <= 1, "{counts:?}");
+    assert!(counts.get("list endpointslices") <= 1, "{counts:?}");
+    assert!(counts.get("get pods") == 0, "{counts:?}");
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_output_has_a_row_per_pod_and_the_summary_line() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let run = run(
+        &lab,
+        &["--connect", "3", "--hold", "200ms", "--parallel", "2"],
+    )
+    .await;
+    eprintln!(
+        "2 pods x 3 connections in parallel (hold 200ms): {:?}",
+        run.took
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for name in lab.pods(NS) {
+        assert!(run.stdout.contains(&name), "{}", run.stdout);
+    }
+    assert!(
+        run.stdout
+            .contains("2/2 pods accepted 3/3 connections: 6 total"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("matches"), "{}", run.stdout);
+    // No progress display when piped.
+    assert!(!run.stderr.contains("opening"), "{}", run.stderr);
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_portforward_error_is_wsa060_and_the_other_pod_passes() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let pods = lab.pods(NS);
+    lab.inject_portforward_error(NS, &pods[0], "injected by the per-pod test");
+
+    let run = run(&lab, &["--connect", "5", "--hold", "500ms", "-o", "json"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let probes = per_pod(&report);
+    let bad = probe(&probes, &pods[0]);
+    assert_eq!(bad["ok"], 0, "{bad:#}");
+    assert_eq!(bad["failed"], 5, "{bad:#}");
+    let error = bad["error"].as_str().unwrap_or_default();
+    assert!(error.contains("injected by the per-pod test"), "{error}");
+    assert!(
+        error.starts_with("error forwarding port 8080 to pod"),
+        "{error}"
+    );
+    let good = probe(&probes, &pods[1]);
+    assert_eq!(good["ok"], 5, "{good:#}");
+
+    let wsa060 = findings(&report, "WSA060");
+    assert_eq!(wsa060.len(), 1, "{:#}", report["findings"]);
+    assert_eq!(wsa060[0]["severity"], "error");
+    let detail = wsa060[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&pods[0]) && detail.contains("injected by the per-pod test"),
+        "{detail}"
+    );
+
+    // The text form says it too.
+    let text = run_text(&lab).await;
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stdout
+            .contains("1/2 pods accepted 5/5 connections: 5 total, 5 failed"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("injected by the per-pod test"),
+        "{}",
+        text.stdout
+    );
+    lab.shutdown().await;
+}
+
+async fn run_text(lab: &Lab) -> Run {
+    run(
+        lab,
+        &["--connect", "5", "--hold", "200ms", "--parallel", "2"],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_killed_mid_test_is_reported_failed_within_the_timeout() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let pods = lab.pods(NS);
+    let started = Instant::now();
+    let child = command(
+        &lab,
+        &[
+            "--connect",
+            "5",
+            "--parallel",
+            "2",
+            "--hold",
+            "6s",
+            "--timeout",
+            "3s",
+            "-o",
+            "json",
+        ],
+    )
+    .spawn()
+    .expect("spawn the plugin");
+    // Both pods are held open from well before 2 s until 6 s after opening.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    lab.kill_pod(NS, &pods[0]).await;
+    let run = wait(child, started).await;
+    eprintln!("killed pod mid-test: plugin took {:?}", run.took);
+
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    // Hold (6 s) plus at most one timeout (3 s) per step and log reads: never hung.
+    assert!(run.took < Duration::from_secs(20), "took {:?}", run.took);
+    let report = run.json();
+    let probes = per_pod(&report);
+    let killed = probe(&probes, &pods[0]);
+    eprintln!("killed pod: {}", killed["error"]);
+    assert_eq!(killed["ok"], 0, "{killed:#}");
+    assert!(
+        killed["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{killed:#}"
+    );
+    let alive = probe(&probes, &pods[1]);
+    assert_eq!(alive["ok"], 5, "{alive:#}");
+    assert_eq!(
+        findings(&report, "WSA060").len(),
+        1,
+        "{:#}",
+        report["findings"]
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_pod_is_skipped_by_default_and_tested_with_all_pods() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let pods = lab.pods(NS);
+    lab.set_ready(NS, &pods[0], false);
+
+    let run1 = run(&lab, &["--connect", "2", "--hold", "200ms", "-o", "json"]).await;
+    assert_eq!(run1.code, 0, "{}\n{}", run1.stdout, run1.stderr);
+    let probes = per_pod(&run1.json());
+    let names: Vec<&str> = probes.iter().filter_map(|p| p["pod"].as_str()).collect();
+    assert_eq!(names, [pods[1].as_str()]);
+
+    let run2 = run(
+        &lab,
+        &[
+            "--connect",
+            "2",
+            "--hold",
+            "200ms",
+            "--all-pods",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run2.code, 0, "{}\n{}", run2.stdout, run2.stderr);
+    let probes = per_pod(&run2.json());
+    assert_eq!(probes.len(), 2);
+    let not_ready = probe(&probes, &pods[0]);
+    assert_eq!(not_ready["ready"], false);
+    assert_eq!(not_ready["ok"], 2, "{not_ready:#}");
+    assert_eq!(probe(&probes, &pods[1])["ready"], true);
+    lab.shutdown().await;
+}
+
+/// The dev overlay with the servers started with `--no-hello`.
+fn no_hello_scenario() -> String {
+    let dev = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/lab/scenarios/dev.yaml"
+    ))
+    .expect("lab/scenarios/dev.yaml");
+    let marker = "kind: Deployment\nmetadata:\n";
+    assert!(dev.contains(marker), "dev.yaml has a Deployment");
+    dev.replacen(
+        marker,
+        &format!("{marker}  annotations:\n    lab.wsaffinity.dev/server-args: \"--no-hello\"\n"),
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_without_hello_gives_identity_none() {
+    let lab = lab(Scenario::Yaml(no_hello_scenario())).await;
+    let run = run(
+        &lab,
+        &[
+            "--connect",
+            "3",
+            "--hold",
+            "200ms",
+            "--parallel",
+            "2",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let probes = per_pod(&run.json());
+    assert_eq!(probes.len(), 2);
+    for p in &probes {
+        assert_eq!(p["ok"], 3, "{p:#}");
+        assert_eq!(p["identity"]["kind"], "none", "{p:#}");
+    }
+    lab.shutdown().await;
+}
