@@ -168,3 +168,20 @@ fn no_kubeconfig_at_all_exits_2() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn malformed_kubeconfig_exits_2() {
+    let path = std::env::temp_dir().join(format!(
+        "wsaffinity-check-cli-{}-bad.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&path, "clusters: [this is: not: valid").expect("write");
+    let out = run(&["check", "--kubeconfig", path.to_str().expect("utf8 path")]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot use kubeconfig"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -490,3 +490,94 @@ async fn a_closed_pipe_is_not_an_error() {
         assert!(stderr.is_empty(), "{format}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_services_without_a_target_list_the_candidates() {
+    let mut yaml =
+        std::fs::read_to_string(scenario_path("one-ready-of-three.yaml")).expect("scenario");
+    yaml.push_str("---\napiVersion: v1\nkind: Service\nmetadata: {name: other, namespace: ws}\n");
+    yaml.push_str("spec:\n  selector: {app: other}\n  ports: [{port: 80}]\n");
+    let lab = lab(Scenario::Yaml(yaml)).await;
+    let r = run(&lab, &["check"]).await;
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("Services: other, ws"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("kubectl wsaffinity check svc/other"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_pods_exit_2_naming_the_permission() {
+    let lab = lab(Scenario::DevOverlay).await;
+    lab.forbid("pods");
+    let r = run(&lab, &["check", DEV_SVC, "-n", DEV_NS]).await;
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("cannot list pods in namespace websocket-app-dev"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("Ask for `list` on `pods`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_routing_crd_is_a_note_and_missing_ones_are_skipped_quietly() {
+    // HTTPRoute is installed in this scenario (a missing kind answers 404 before RBAC).
+    let lab = lab_file("gateway-api.yaml").await;
+    lab.forbid("httproutes");
+    let r = run(&lab, &["check", "svc/ws", "-o", "json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report = r.json();
+    assert!(
+        finding(&report, "WSA037")
+            .to_string()
+            .contains("httproutes"),
+        "{}",
+        report["findings"]
+    );
+    let skipped = report["skipped"].as_array().cloned().unwrap_or_default();
+    let reason = |res: &str| {
+        skipped
+            .iter()
+            .find(|s| s["resource"].as_str().is_some_and(|x| x.starts_with(res)))
+            .map(|s| s["reason"].clone())
+    };
+    assert_eq!(
+        reason("httproutes."),
+        Some(Value::from("forbidden")),
+        "{skipped:?}"
+    );
+    assert_eq!(
+        reason("destinationrules."),
+        Some(Value::from("notInstalled")),
+        "{skipped:?}"
+    );
+    // A CRD that is not installed gives no finding.
+    assert_eq!(codes(&report).iter().filter(|c| *c == "WSA037").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_cuts_a_slow_api() {
+    let lab = lab(Scenario::DevOverlay).await;
+    lab.set_latency(std::time::Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let r = run(
+        &lab,
+        &["check", DEV_SVC, "-n", DEV_NS, "--request-timeout", "200ms"],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("--request-timeout"), "{}", r.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
