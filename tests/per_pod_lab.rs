@@ -359,3 +359,88 @@ async fn server_without_hello_gives_identity_none() {
     }
     lab.shutdown().await;
 }
+
+/// The last `Active connections: N` in a pod's log, read with kube-rs.
+async fn logged_active(lab: &Lab, pod: &str) -> Option<u64> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, LogParams};
+    let kc = kube::config::Kubeconfig::read_from(lab.kubeconfig_path()).ok()?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .ok()?;
+    let client = kube::Client::try_from(config).ok()?;
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let text = pods
+        .logs(
+            pod,
+            &LogParams {
+                tail_lines: Some(200),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .ok()?;
+    text.lines().rev().find_map(|l| {
+        let (_, n) = l.split_once("Active connections: ")?;
+        n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_closes_every_connection_before_exiting() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let pods = lab.pods(NS);
+    let started = Instant::now();
+    let child = command(
+        &lab,
+        &["--connect", "5", "--parallel", "2", "--hold", "30s"],
+    )
+    .spawn()
+    .expect("spawn the plugin");
+    let pid = child.id().expect("a running plugin").to_string();
+
+    // Wait until both pods hold the test's connections.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut held = 0;
+        for p in &pods {
+            if logged_active(&lab, p).await.unwrap_or(0) >= 5 {
+                held += 1;
+            }
+        }
+        if held == pods.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "connections never opened");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let interrupted = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let run = wait(child, started).await;
+    let exit_took = interrupted.elapsed();
+    eprintln!("Ctrl-C to exit: {exit_took:?}");
+    assert_eq!(run.code, 130, "{}\n{}", run.stdout, run.stderr);
+    assert!(exit_took < Duration::from_secs(10), "took {exit_took:?}");
+    assert!(run.stdout.contains("interrupted"), "{}", run.stdout);
+
+    // Every connection was closed: the servers count back down to 0.
+    for p in &pods {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = logged_active(&lab, p).await;
+            if n == Some(0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pod {p} still logs {n:?} after the plugin exited"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    lab.shutdown().await;
+}
