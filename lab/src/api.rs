@@ -166,13 +166,35 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     match route {
         Route::Version | Route::Health => respond::text(StatusCode::OK, "ok"),
         Route::NotFound => respond::error(&ApiError::no_such_resource()),
-        Route::Discovery(d) => serve_discovery(&state, d),
+        Route::Discovery(d) => {
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .unwrap_or("");
+            serve_discovery(&state, d, discovery::aggregated_version(accept))
+        }
         Route::Resource(p) => resource(state, req, p, q, &token).await,
     }
 }
 
-fn serve_discovery(state: &State, d: Discovery) -> Response<Body> {
+fn serve_discovery(
+    state: &State,
+    d: Discovery,
+    aggregated: Option<&'static str>,
+) -> Response<Body> {
     let store = lock(&state.store);
+    if let Some(v) = aggregated
+        && matches!(d, Discovery::CoreVersions | Discovery::Groups)
+    {
+        let doc = discovery::aggregated(&store, d == Discovery::CoreVersions, v);
+        let mut res = respond::ok(&doc);
+        let ct = format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList");
+        if let Ok(ct) = http::HeaderValue::from_str(&ct) {
+            res.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        return res;
+    }
     let doc = match d {
         Discovery::CoreVersions => Some(discovery::core_versions(&state.server_addr)),
         Discovery::Groups => Some(discovery::group_list(&store)),

@@ -1,6 +1,7 @@
-//! Discovery documents: /version, /api, /api/v1, /apis, /apis/{group}[/{version}].
-//! Plain (unaggregated) discovery; clients that ask for the aggregated form fall
-//! back to it when the response's content type says so.
+//! Discovery documents: /version, /api, /api/v1, /apis, /apis/{group}[/{version}],
+//! plain, and aggregated (`apidiscovery.k8s.io/v2` APIGroupDiscoveryList) for
+//! /api and /apis when the client's Accept asks for it, as kubectl and
+//! kube-rs's `Discovery::run_aggregated` do.
 
 use std::collections::BTreeMap;
 
@@ -117,8 +118,149 @@ pub fn resource_list(store: &Store, group: &str, version: &str) -> Option<Value>
     )
 }
 
+/// Which aggregated discovery version the Accept header asks for first, if any
+/// (the first acceptable media type wins, as in the API server's negotiation).
+pub fn aggregated_version(accept: &str) -> Option<&'static str> {
+    for media in accept.split(',') {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        let has = |p: &str| params.contains(&p);
+        if has("g=apidiscovery.k8s.io") && has("as=APIGroupDiscoveryList") {
+            if has("v=v2") {
+                return Some("v2");
+            }
+            if has("v=v2beta1") {
+                return Some("v2beta1");
+            }
+            continue;
+        }
+        if matches!(params.first(), Some(&"application/json" | &"*/*")) {
+            return None;
+        }
+    }
+    None
+}
+
+fn gvk(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "version": version, "kind": kind})
+}
+
+fn aggregated_resource(t: &ResourceType) -> Value {
+    let subresources: Vec<Value> = t
+        .subresources
+        .iter()
+        .map(|s| {
+            let kind = gvk(
+                &t.group,
+                &t.version,
+                if s.kind.is_empty() { &t.kind } else { s.kind },
+            );
+            let kind = if s.kind == "Scale" {
+                gvk("autoscaling", "v1", "Scale")
+            } else {
+                kind
+            };
+            json!({"subresource": s.name, "responseKind": kind, "verbs": s.verbs})
+        })
+        .collect();
+    let mut r = json!({
+        "resource": t.plural,
+        "responseKind": gvk(&t.group, &t.version, &t.kind),
+        "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": t.singular,
+        "verbs": RESOURCE_VERBS,
+    });
+    if !t.short_names.is_empty() {
+        r["shortNames"] = json!(t.short_names);
+    }
+    if !t.categories.is_empty() {
+        r["categories"] = json!(t.categories);
+    }
+    if !subresources.is_empty() {
+        r["subresources"] = json!(subresources);
+    }
+    r
+}
+
+/// APIGroupDiscoveryList for the core group (`core == true`, /api) or the named groups (/apis).
+pub fn aggregated(store: &Store, core: bool, api_version: &str) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        groups(store)
+    };
+    let items: Vec<Value> = groups
+        .drain(..)
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let mut types: Vec<&ResourceType> = store
+                        .types()
+                        .iter()
+                        .filter(|t| {
+                            t.group == group && &t.version == v && store.group_has_content(t)
+                        })
+                        .collect();
+                    types.sort_by(|a, b| a.plural.cmp(&b.plural));
+                    let resources: Vec<Value> =
+                        types.into_iter().map(aggregated_resource).collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let mut meta = json!({"creationTimestamp": null});
+            if !group.is_empty() {
+                meta["name"] = json!(group);
+            }
+            json!({"metadata": meta, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{api_version}"),
+        "metadata": {},
+        "items": items,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn accept_negotiation() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_version(kubectl), Some("v2"));
+        assert_eq!(aggregated_version("application/json"), None);
+        assert_eq!(aggregated_version(""), None);
+    }
+
+    #[test]
+    fn aggregated_lists_pods_with_subresources() {
+        let s = Store::new("t".into());
+        let core = aggregated(&s, true, "v2");
+        let res = &core["items"][0]["versions"][0]["resources"];
+        let pods = res
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap();
+        assert_eq!(pods["scope"], "Namespaced");
+        let subs: Vec<&str> = pods["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["subresource"].as_str())
+            .collect();
+        assert!(subs.contains(&"log") && subs.contains(&"portforward"));
+        let apis = aggregated(&s, false, "v2");
+        assert!(
+            apis["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["metadata"]["name"] == "apps")
+        );
+    }
+
     use super::*;
 
     #[test]

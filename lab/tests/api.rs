@@ -10,9 +10,13 @@ use kube::api::{Api, ListParams, LogParams};
 use wsaffinity_lab::{Lab, LabOptions, Scenario};
 
 fn kubectl(lab: &Lab, args: &[&str]) -> Option<(bool, String)> {
+    // A private discovery cache: kubectl keys its cache by host:port, which labs reuse.
+    let cache = lab.kubeconfig_path().with_file_name("kubectl-cache");
     let out = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(lab.kubeconfig_path())
+        .arg("--cache-dir")
+        .arg(&cache)
         .args(args)
         .output();
     match out {

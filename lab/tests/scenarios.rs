@@ -190,6 +190,22 @@ async fn gateway_scenario_serves_its_custom_group() {
         .await
         .expect("kube-rs discovery");
     assert!(discovery.has_group("gateway.networking.k8s.io"));
+    let aggregated = kube::discovery::Discovery::new(c.clone())
+        .run_aggregated()
+        .await
+        .expect("kube-rs aggregated discovery");
+    assert!(aggregated.has_group("gateway.networking.k8s.io") && aggregated.has_group("apps"));
+    let (pods_ar, caps) = aggregated
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Pod"))
+        .expect("pods in core discovery");
+    assert_eq!(pods_ar.plural, "pods");
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(s, _)| s.plural == "pods/log" || s.plural == "log"),
+        "{:?}",
+        caps.subresources
+    );
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
         "gateway.networking.k8s.io",
         "v1",
