@@ -160,6 +160,15 @@ impl PodB {
         }]);
         self
     }
+    pub fn started(mut self, rfc3339: &str) -> Self {
+        if let Ok(ts) = rfc3339.parse() {
+            self.0
+                .status
+                .get_or_insert_with(Default::default)
+                .start_time = Some(Time(ts));
+        }
+        self
+    }
     pub fn deleting(mut self) -> Self {
         if let Ok(ts) = "2026-01-01T00:00:00Z".parse() {
             self.0.metadata.deletion_timestamp = Some(Time(ts));

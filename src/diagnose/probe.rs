@@ -131,8 +131,20 @@ pub fn wsa063_no_active_line(ctx: &Ctx) -> Vec<Finding> {
         .collect()
 }
 
-fn started(l: &PodLog) -> Option<Timestamp> {
-    l.started.as_deref().and_then(|s| s.parse().ok())
+/// When the pod started: from the log observation, else the snapshot's pod status.
+fn started(ctx: &Ctx, l: &PodLog) -> Option<Timestamp> {
+    l.started
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| {
+            ctx.snap
+                .pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(l.pod.as_str()))
+                .and_then(|p| p.status.as_ref())
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0)
+        })
 }
 
 /// WSA064: uneven spread of open connections, with the likely cause.
@@ -161,12 +173,12 @@ pub fn wsa064_imbalance(ctx: &Ctx) -> Vec<Finding> {
     let fuller: Vec<&(&PodLog, u64)> = counts.iter().filter(|(_, a)| (*a as f64) >= mean).collect();
     let youngest_full = fuller
         .iter()
-        .map(|(l, _)| started(l))
+        .map(|(l, _)| started(ctx, l))
         .collect::<Option<Vec<_>>>()
         .and_then(|v| v.into_iter().max());
     let oldest_empty = emptier
         .iter()
-        .map(|(l, _)| started(l))
+        .map(|(l, _)| started(ctx, l))
         .collect::<Option<Vec<_>>>()
         .and_then(|v| v.into_iter().min());
     let per_pod: Vec<String> = counts
@@ -544,6 +556,33 @@ mod tests {
         assert_eq!(codes(&f), vec!["WSA064"]);
         assert!(
             f[0].detail.contains("`web-1`, `web-2` started after"),
+            "{}",
+            f[0].detail
+        );
+    }
+
+    #[test]
+    fn wsa064_reads_start_times_from_the_snapshot_pods() {
+        let snap = snapshot(service("web").build())
+            .pod(pod("web-0").started("2026-01-01T00:00:00Z").build())
+            .pod(pod("web-1").started("2026-01-05T00:00:00Z").build())
+            .endpoints(vec![
+                ep("web-0", "10.0.0.1", "n1").build(),
+                ep("web-1", "10.0.0.2", "n2").build(),
+            ])
+            .build();
+        let no_start = |pod: &str, active| PodLog {
+            pod: pod.into(),
+            active: Some(active),
+            ..Default::default()
+        };
+        let obs = Observations {
+            logs: Some(vec![no_start("web-0", 50), no_start("web-1", 1)]),
+            ..Default::default()
+        };
+        let f = wsa064_imbalance(&Ctx::new(&snap, &obs));
+        assert!(
+            f[0].detail.contains("`web-1` started after"),
             "{}",
             f[0].detail
         );

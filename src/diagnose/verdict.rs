@@ -49,6 +49,16 @@ pub fn verdict(ctx: &Ctx, findings: &[Finding]) -> String {
         return format!("{} ({}).", sentence(&f.detail), f.code);
     }
     let ready = ctx.ready_count();
+    if ctx.service_type() == "ExternalName" {
+        let target = ctx
+            .spec()
+            .and_then(|s| s.external_name.clone())
+            .unwrap_or_default();
+        return format!(
+            "Service `{}` is an ExternalName alias for `{target}`: DNS answers with that name, so no pods or kube-proxy balancing are involved.",
+            ctx.name
+        );
+    }
     if has(findings, "WSA004") {
         return "Only one pod is ready, so every connection lands on it whatever the affinity settings; scale out or make the other pods ready (WSA004).".into();
     }
@@ -162,6 +172,18 @@ mod tests {
         assert!(v.contains("WSA012") && v.contains("WSA033"), "{v}");
         let snap = snapshot(service("web").build()).ready_pods(1).build();
         assert!(verdict_of(&snap).contains("Only one pod is ready"));
+    }
+
+    #[test]
+    fn external_name_is_explained() {
+        let mut svc = service("web").build();
+        if let Some(s) = svc.spec.as_mut() {
+            s.type_ = Some("ExternalName".into());
+            s.external_name = Some("ws.example.net".into());
+            s.selector = None;
+        }
+        let v = verdict_of(&snapshot(svc).build());
+        assert!(v.contains("ExternalName alias for `ws.example.net`"), "{v}");
     }
 
     #[test]
