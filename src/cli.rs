@@ -12,7 +12,9 @@ use crate::config::{
     self, CheckConfig, CommandConfig, Config, KubeOptions, OutputFormat, OutputOptions,
     PerPodConfig,
 };
+use crate::probe::url::{ResolveEntry, WsUrl};
 use crate::target::TargetSpec;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 const ROOT_EXAMPLES: &str = "\
 Examples:
@@ -120,6 +122,131 @@ pub enum Command {
     /// Read each pod's `Active connections: N` log line: where connections actually are, once or live
     #[command(after_help = LOGS_EXAMPLES)]
     Logs(LogsArgs),
+    /// Simulate K clients (own cookie jars) through a URL and show which pod each connection reached
+    #[command(after_help = SPREAD_EXAMPLES)]
+    Spread(Box<SpreadArgs>),
+}
+
+const SPREAD_EXAMPLES: &str = "\
+Examples:
+  # 5 clients x 4 connections through the target's Ingress URL
+  kubectl wsaffinity spread svc/dev-websocket-server -n dev
+
+  # A URL instead of a target (the same as --url); no cluster needed
+  kubectl wsaffinity spread ws://websocket-dev.example.com/ --clients 10
+
+  # A given URL without DNS (as curl --resolve), self-signed TLS
+  kubectl wsaffinity spread --url wss://websocket-dev.example.com/ --resolve websocket-dev.example.com:443:192.0.2.10 --insecure
+
+  # One client, 20 connections, cookies off: does the balancer spread them?
+  kubectl wsaffinity spread --url ws://websocket-dev.example.com/ --clients 1 --connect 20 --no-cookies
+
+  # Clients from several local addresses (for client-address hashing)
+  kubectl wsaffinity spread --url ws://127.0.0.1:8080/ --source-ip 127.0.0.2 127.0.0.3 127.0.0.4";
+
+#[derive(Debug, Args)]
+pub struct SpreadArgs {
+    /// svc/NAME, ingress/NAME, deploy/NAME or a Service NAME: its Ingress gives the URL, its routing explains the result; or a ws(s):// URL (as --url)
+    #[arg(value_name = "TARGET|URL", value_parser = spread_args::target_or_url)]
+    pub target: Option<spread_args::TargetOrUrl>,
+
+    /// ws:// or wss:// URL to connect through (default: the target's Ingress host and path); wins over a positional URL
+    #[arg(long, value_name = "URL", value_parser = spread_args::url)]
+    pub url: Option<WsUrl>,
+
+    /// Simulated clients, each with its own cookie jar
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub clients: u32,
+
+    /// Connections each client opens (one after another, all held until every client is done)
+    #[arg(long, value_name = "M", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub connect: u32,
+
+    /// Connect to ADDR for HOST:PORT instead of resolving HOST, as curl does (repeatable)
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = spread_args::resolve)]
+    pub resolve: Vec<ResolveEntry>,
+
+    /// Accept any TLS certificate (self-signed labs)
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
+    /// Extra request header, e.g. 'Authorization: Bearer ...' (repeatable)
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = spread_args::header)]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+
+    /// Bind the clients to these local addresses, round-robin (labs with several addresses)
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub source_ip: Vec<std::net::IpAddr>,
+
+    /// Response header that names the pod when the server sends no hello
+    #[arg(long, value_name = "NAME", default_value = "X-Pod-Name", value_parser = spread_args::header_name)]
+    pub identity_header: HeaderName,
+
+    /// Name of the affinity cookie (default: a known balancer cookie, or the only one set)
+    #[arg(long, value_name = "NAME")]
+    pub affinity_cookie: Option<String>,
+
+    /// Never send cookies back: every connection looks like a new client
+    #[arg(long)]
+    pub no_cookies: bool,
+
+    /// Time each connection has for TCP, TLS and the WebSocket handshake, e.g. 10s
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = spread_args::positive_duration)]
+    pub timeout: Duration,
+
+    /// Keep every connection open this long once all are up, e.g. 30s (to watch the pods' logs)
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = config::parse_duration)]
+    pub hold: Duration,
+}
+
+/// Value parsers of `spread`: usage errors (exit 2) that name the expected form.
+pub mod spread_args {
+    use std::time::Duration;
+
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+
+    use crate::probe::url::{ResolveEntry, WsUrl, parse_header, parse_resolve};
+    use crate::target::TargetSpec;
+
+    /// The positional argument: a target, or a URL (`spread wss://host/`).
+    #[derive(Clone, Debug)]
+    pub enum TargetOrUrl {
+        Target(TargetSpec),
+        Url(WsUrl),
+    }
+
+    pub fn target_or_url(s: &str) -> Result<TargetOrUrl, String> {
+        let lower = s.trim().to_ascii_lowercase();
+        if lower.starts_with("ws://") || lower.starts_with("wss://") {
+            return url(s).map(TargetOrUrl::Url);
+        }
+        super::parse_target(s).map(TargetOrUrl::Target)
+    }
+
+    pub fn url(s: &str) -> Result<WsUrl, String> {
+        WsUrl::parse(s).map_err(|e| e.to_string())
+    }
+
+    pub fn resolve(s: &str) -> Result<ResolveEntry, String> {
+        parse_resolve(s).map_err(|e| e.to_string())
+    }
+
+    pub fn header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
+        parse_header(s).map_err(|e| e.to_string())
+    }
+
+    pub fn header_name(s: &str) -> Result<HeaderName, String> {
+        HeaderName::from_bytes(s.trim().as_bytes())
+            .map_err(|_| format!("`{s}` is not a valid header name"))
+    }
+
+    pub fn positive_duration(s: &str) -> Result<Duration, String> {
+        let d = crate::config::parse_duration(s)?;
+        if d.is_zero() {
+            return Err(format!("`{s}` must be more than 0"));
+        }
+        Ok(d)
+    }
 }
 
 const LOGS_EXAMPLES: &str = "\
@@ -370,6 +497,29 @@ impl Cli {
                     poll_interval: args.poll_interval,
                 }),
             }),
+            Command::Spread(args) => {
+                CommandConfig::Spread(Box::new(crate::commands::spread::SpreadConfig {
+                    target: match &args.target {
+                        Some(spread_args::TargetOrUrl::Target(t)) => Some(t.clone()),
+                        _ => None,
+                    },
+                    url: args.url.or(match args.target {
+                        Some(spread_args::TargetOrUrl::Url(u)) => Some(u),
+                        _ => None,
+                    }),
+                    clients: args.clients,
+                    connect: args.connect,
+                    resolve: args.resolve,
+                    insecure: args.insecure,
+                    headers: args.headers,
+                    source_ips: args.source_ip,
+                    identity_header: args.identity_header,
+                    affinity_cookie: args.affinity_cookie,
+                    cookies: !args.no_cookies,
+                    timeout: args.timeout,
+                    hold: args.hold,
+                }))
+            }
         };
         Config {
             kube: KubeOptions {

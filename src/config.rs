@@ -64,6 +64,7 @@ pub enum CommandConfig {
     PerPod(PerPodConfig),
     /// `logs`: the engine's own validated config (compiled `--pattern`, limits).
     Logs(crate::probe::logs::LogsConfig),
+    Spread(Box<crate::commands::spread::SpreadConfig>),
 }
 
 /// `per-pod`: test each pod over port-forward.

@@ -3,6 +3,7 @@
 //! Errors (`Err`) are usage or connection problems: the caller exits 2.
 
 pub mod check;
+pub mod spread;
 pub mod logs;
 pub mod per_pod;
 
@@ -16,6 +17,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
         CommandConfig::Check(check) => check::run(config, check, out).await,
         CommandConfig::PerPod(pp) => per_pod::run(config, pp, out).await,
         CommandConfig::Logs(logs) => logs::run(config, logs, out).await,
+        CommandConfig::Spread(spread) => spread::run(config, spread, out).await,
     }
 }
 

@@ -453,7 +453,16 @@ fn handshake_error(url: &WsUrl, e: tungstenite::Error) -> String {
                 ""
             }
         ),
-        other => format!("WebSocket handshake with {url} failed: {other}"),
+        other => {
+            let text = other.to_string();
+            // tokio-rustls reports certificate problems as I/O errors.
+            let hint = if url.tls && text.contains("certificate") {
+                " (for a self-signed certificate pass --insecure)"
+            } else {
+                ""
+            };
+            format!("WebSocket handshake with {url} failed: {text}{hint}")
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod logs;
 pub mod per_pod;
+pub mod spread;
 pub mod structured;
 pub mod text;
 

@@ -108,17 +108,30 @@ impl Drop for Haproxy {
     }
 }
 
-pub fn haproxy_config(port: u16, balance: Balance, servers: &[(String, SocketAddr)]) -> String {
+pub fn haproxy_config(
+    port: u16,
+    balance: Balance,
+    servers: &[(String, SocketAddr)],
+    tls_pem: Option<&Path>,
+) -> String {
     let mut cfg = String::new();
     cfg.push_str(
         "global\n  maxconn 2000\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  timeout tunnel 60s\n\n",
     );
     cfg.push_str(&format!(
-        "frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n"
+        "frontend fe\n  bind 127.0.0.1:{port}{}\n  default_backend be\n\nbackend be\n",
+        tls_pem
+            .map(|p| format!(" ssl crt {}", p.display()))
+            .unwrap_or_default()
     ));
     match balance {
         Balance::RoundRobinCookie => {
-            cfg.push_str("  balance roundrobin\n  cookie SERVERID insert indirect nocache\n")
+            cfg.push_str("  balance roundrobin\n  cookie SERVERID insert indirect nocache");
+            if tls_pem.is_some() {
+                // Over TLS the cookie is `Secure`: the jar must still send it on wss://.
+                cfg.push_str(" secure");
+            }
+            cfg.push('\n');
         }
         Balance::RoundRobin => cfg.push_str("  balance roundrobin\n"),
         Balance::Source => cfg.push_str("  balance source\n  hash-type consistent\n"),
@@ -136,6 +149,11 @@ pub fn haproxy_config(port: u16, balance: Balance, servers: &[(String, SocketAdd
 /// Starts HAProxy in the foreground (`-db`) in front of `backends` and waits
 /// (at most 10 s) until its port accepts connections.
 pub fn haproxy(balance: Balance, backends: &[Backend]) -> Haproxy {
+    haproxy_with(balance, backends, None)
+}
+
+/// The same, terminating TLS with `tls_pem` (certificate + key, PEM).
+pub fn haproxy_with(balance: Balance, backends: &[Backend], tls_pem: Option<&Path>) -> Haproxy {
     let servers: Vec<(String, SocketAddr)> =
         backends.iter().map(|b| (b.pod.clone(), b.addr)).collect();
     // A port another test grabbed in between makes HAProxy exit: retry.
@@ -143,8 +161,11 @@ pub fn haproxy(balance: Balance, backends: &[Backend]) -> Haproxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let config_path = dir.path().join("haproxy.cfg");
-        std::fs::write(&config_path, haproxy_config(port, balance, &servers))
-            .expect("write haproxy.cfg");
+        std::fs::write(
+            &config_path,
+            haproxy_config(port, balance, &servers, tls_pem),
+        )
+        .expect("write haproxy.cfg");
         let child = spawn_haproxy(&config_path, dir.path());
         let mut h = Haproxy {
             port,
@@ -328,4 +349,15 @@ fn wait_port(mut child: Option<&mut Child>, port: u16, limit: Duration) -> bool 
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// A self-signed certificate for `host` with its key, as one PEM file (what
+/// HAProxy's `crt` takes), written into `dir`.
+pub fn self_signed_pem(host: &str, dir: &Path) -> PathBuf {
+    let key = rcgen::KeyPair::generate().expect("key pair");
+    let params = rcgen::CertificateParams::new(vec![host.to_string()]).expect("cert params");
+    let cert = params.self_signed(&key).expect("self-signed cert");
+    let path = dir.join("site.pem");
+    std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).expect("write pem");
+    path
 }

@@ -1,0 +1,171 @@
+//! The `spread` subcommand as a user runs it: the real binary against
+//! companion servers behind a real HAProxy on loopback, with no cluster
+//! (KUBECONFIG points nowhere), so only the URL test runs.
+
+mod spread_support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use spread_support::{Balance, backends, haproxy};
+use tokio::process::Command;
+
+/// Runs the plugin with a bounded wait; the child is killed if it overruns.
+async fn plugin(args: &[&str]) -> Output {
+    let home = tempfile::tempdir().expect("temp home");
+    let child = Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
+        .args(args)
+        .env("KUBECONFIG", home.path().join("no-such-kubeconfig"))
+        .env("HOME", home.path())
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), child)
+        .await
+        .expect("kubectl-wsaffinity took more than 60 s")
+        .expect("run kubectl-wsaffinity")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_cli_prints_the_client_pod_matrix() {
+    let servers = backends(3).await;
+    let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
+    let url = format!("ws://websocket-dev.example.com:{}/", proxy.port);
+    let resolve = format!("websocket-dev.example.com:{}:127.0.0.1", proxy.port);
+    let out = plugin(&[
+        "spread",
+        "--url",
+        &url,
+        "--resolve",
+        &resolve,
+        "--clients",
+        "4",
+        "--connect",
+        "5",
+    ])
+    .await;
+    proxy.kill();
+
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("Spread"), "{stdout}");
+    assert!(stdout.contains(&url), "{stdout}");
+    assert!(stdout.contains("CLIENT"), "{stdout}");
+    assert!(stdout.contains("ONE POD"), "{stdout}");
+    assert!(stdout.contains("TOTAL"), "{stdout}");
+    assert!(
+        stdout.contains("4 of 4 clients stayed on one pod"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Imbalance"), "{stdout}");
+    assert!(stdout.contains("Cluster not read"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_cli_json_carries_observations_url() {
+    let servers = backends(2).await;
+    let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
+    let url = format!("ws://127.0.0.1:{}/", proxy.port);
+    let out = plugin(&[
+        "spread",
+        &url,
+        "--clients",
+        "3",
+        "--connect",
+        "2",
+        "--no-cookies",
+        "-o",
+        "json",
+    ])
+    .await;
+    proxy.kill();
+
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let u = &v["observations"]["url"];
+    assert_eq!(u["url"], url);
+    assert_eq!(u["cookies"], false);
+    assert_eq!(u["connect"], 2);
+    assert_eq!(u["identityHeader"], "x-pod-name");
+    let clients = u["clients"].as_array().expect("clients");
+    assert_eq!(clients.len(), 3);
+    for c in clients {
+        assert_eq!(c["pods"].as_array().map(Vec::len), Some(2));
+        assert_eq!(c["failed"], 0);
+        assert_eq!(c["attributedBy"][0], "hello");
+    }
+}
+
+#[tokio::test]
+async fn spread_cli_unreachable_url_exits_2_with_the_cause() {
+    let port = spread_support::free_port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let out = plugin(&[
+        "spread",
+        "--url",
+        &url,
+        "--clients",
+        "2",
+        "--connect",
+        "1",
+        "--timeout",
+        "3s",
+    ])
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no connection through"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn spread_cli_usage_errors_exit_2() {
+    for (args, expect) in [
+        (
+            vec!["spread", "--url", "ws://h/", "--resolve", "h:80"],
+            "HOST:PORT:ADDR",
+        ),
+        (
+            vec!["spread", "--url", "ws://h/", "--resolve", "h:80:not-an-ip"],
+            "not an IP address",
+        ),
+        (
+            vec!["spread", "--url", "ws://h/", "--header", "NoColon"],
+            "Name: value",
+        ),
+        (vec!["spread", "--url", "http://h/"], "ws or wss"),
+        (
+            vec!["spread", "--url", "ws://h/", "--clients", "0"],
+            "--clients",
+        ),
+        (
+            vec!["spread", "--url", "ws://h/", "--timeout", "0"],
+            "more than 0",
+        ),
+    ] {
+        let out = plugin(&args).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn spread_cli_without_url_needs_the_cluster() {
+    let out = plugin(&["spread", "svc/dev-websocket-server"]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--url"), "{stderr}");
+}

@@ -1,0 +1,219 @@
+//! `spread` with a cluster to explain the result: the lab (the local stand-in
+//! for the Kubernetes API, dev scenario: ClientIP Service behind an
+//! ingress-nginx Ingress with cookie affinity, host ws.dev.example.com) gives
+//! the snapshot; a real HAProxy on loopback plays the Ingress controller.
+
+mod spread_support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use spread_support::{Balance, backends, haproxy};
+use wsaffinity_lab::{Lab, LabOptions, Scenario};
+
+const NS: &str = "websocket-app-dev";
+const SVC: &str = "svc/dev-websocket-server";
+const HOST: &str = "ws.dev.example.com";
+
+async fn lab() -> Lab {
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/scenarios/dev.yaml");
+    Lab::start(LabOptions {
+        scenario: Scenario::File(scenario),
+        tls: false,
+        processes: false,
+    })
+    .await
+    .expect("start the lab")
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+
+    fn codes(&self) -> Vec<String> {
+        self.json()["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["code"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn plugin(lab: &Lab, args: &[&str]) -> Run {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(lab.kubeconfig_path())
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), child)
+        .await
+        .expect("kubectl-wsaffinity took more than 60 s")
+        .expect("run kubectl-wsaffinity");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_lab_all_clients_on_one_pod_is_wsa066() {
+    let lab = lab().await;
+    let servers = backends(3).await;
+    let mut proxy = haproxy(Balance::Source, &servers);
+    let url = format!("ws://{HOST}:{}/", proxy.port);
+    let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
+    let r = plugin(
+        &lab,
+        &[
+            "spread",
+            SVC,
+            "-n",
+            NS,
+            "--url",
+            &url,
+            "--resolve",
+            &resolve,
+            "--clients",
+            "4",
+            "--connect",
+            "2",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    proxy.kill();
+
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let codes = r.codes();
+    assert!(codes.iter().any(|c| c == "WSA066"), "{codes:?}");
+    assert!(!codes.iter().any(|c| c == "WSA065"), "{codes:?}");
+    let report = r.json();
+    assert_eq!(report["observations"]["url"]["url"], url);
+    assert_eq!(report["service"]["sessionAffinity"], "ClientIP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_lab_client_moving_under_cookie_affinity_is_wsa065() {
+    let lab = lab().await;
+    let servers = backends(2).await;
+    // The "Ingress" here ignores cookies: each connection is balanced anew.
+    // One client, so no other client's connections interleave with its own.
+    let mut proxy = haproxy(Balance::RoundRobin, &servers);
+    let url = format!("ws://{HOST}:{}/", proxy.port);
+    let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
+    let r = plugin(
+        &lab,
+        &[
+            "spread",
+            SVC,
+            "-n",
+            NS,
+            "--url",
+            &url,
+            "--resolve",
+            &resolve,
+            "--clients",
+            "1",
+            "--connect",
+            "4",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    proxy.kill();
+
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let codes = r.codes();
+    assert!(codes.iter().any(|c| c == "WSA065"), "{codes:?}");
+    assert!(!codes.iter().any(|c| c == "WSA066"), "{codes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_lab_cookie_affinity_text_report_explains() {
+    let lab = lab().await;
+    let servers = backends(3).await;
+    let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
+    let url = format!("ws://{HOST}:{}/", proxy.port);
+    let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
+    let r = plugin(
+        &lab,
+        &[
+            "spread",
+            SVC,
+            "-n",
+            NS,
+            "--url",
+            &url,
+            "--resolve",
+            &resolve,
+            "--clients",
+            "4",
+            "--connect",
+            "3",
+        ],
+    )
+    .await;
+    proxy.kill();
+
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("4 of 4 clients stayed on one pod"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Verdict"), "{}", r.stdout);
+    assert!(!r.stdout.contains("WSA065"), "{}", r.stdout);
+    assert!(!r.stdout.contains("WSA066"), "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_lab_derives_the_url_from_the_ingress() {
+    let lab = lab().await;
+    // Nothing listens on 127.0.0.254:80: the run fails, naming the derived URL.
+    let resolve = format!("{HOST}:80:127.0.0.254");
+    let r = plugin(
+        &lab,
+        &[
+            "spread",
+            SVC,
+            "-n",
+            NS,
+            "--resolve",
+            &resolve,
+            "--clients",
+            "1",
+            "--connect",
+            "1",
+            "--timeout",
+            "3s",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("no connection through ws://{HOST}/ succeeded")),
+        "{}",
+        r.stderr
+    );
+}
