@@ -102,10 +102,11 @@ pub async fn run(
         tokio::spawn(conn.serve(http.clone(), stream, peer));
     }
 
-    let open = shared.metrics.active();
-    info!("shutdown: /readyz now answers 503; closing the listener on {addr}");
+    // Readiness fails and every task hears of the shutdown, then the listener closes.
     let _ = notice_tx.send(true);
     drop(listener);
+    let open = shared.metrics.active();
+    info!("shutdown: /readyz now answers 503; stopped listening on {addr}");
     let drain_timeout = shared.config.drain_timeout;
     info!(
         "shutdown: sending close code 1001 to {open} open connections; waiting up to {:.1}s for them to finish",

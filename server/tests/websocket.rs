@@ -376,7 +376,7 @@ async fn shutdown_echoes_every_accepted_message_then_closes_with_1001() {
                 break;
             }
             sent += 1;
-            if sent % 64 == 0 {
+            if sent.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }
