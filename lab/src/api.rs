@@ -345,8 +345,34 @@ fn list(
         .filter(|o| labels.matches(&labels_of(o)) && fields.matches(o))
         .collect();
     let rv = store.resource_version();
+    // limit/continue paging: the continue token is the offset of the next item.
+    let offset = match q.get("continue").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(token) => match decode_continue(token) {
+            Some(o) => o,
+            None => return respond::error(&ApiError::bad_request("continue key is not valid")),
+        },
+    };
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|&l| l > 0);
+    let total = matching.len();
+    let end = limit.map_or(total, |l| offset.saturating_add(l).min(total));
+    let matching: Vec<&Value> = matching
+        .into_iter()
+        .skip(offset)
+        .take(end.saturating_sub(offset))
+        .collect();
+    let mut meta = json!({"resourceVersion": rv});
+    if end < total {
+        meta["continue"] = json!(encode_continue(end));
+        meta["remainingItemCount"] = json!(total - end);
+    }
     if wants_table(req) {
-        return respond::ok(&table::to_table(t, &matching, &rv, q));
+        let mut table = table::to_table(t, &matching, &rv, q);
+        table["metadata"] = meta;
+        return respond::ok(&table);
     }
     let items: Vec<Value> = matching
         .into_iter()
@@ -364,8 +390,23 @@ fn list(
         .collect();
     respond::ok(&json!({
         "kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
-        "metadata": {"resourceVersion": rv}, "items": items,
+        "metadata": meta, "items": items,
     }))
+}
+
+fn encode_continue(offset: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{{\"v\":\"lab/v1\",\"offset\":{offset}}}"))
+}
+
+fn decode_continue(token: &str) -> Option<usize> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    usize::try_from(v["offset"].as_u64()?).ok()
 }
 
 #[cfg(test)]
@@ -381,6 +422,12 @@ mod tests {
             name: name.map(String::from),
             sub: sub.map(String::from),
         })
+    }
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        assert_eq!(decode_continue(&encode_continue(42)), Some(42));
+        assert_eq!(decode_continue("garbage!"), None);
     }
 
     #[test]

@@ -66,6 +66,18 @@ async fn big_scenario_has_200_pods_in_two_slices() {
             .len(),
         200
     );
+    // limit/continue paging, as kubectl (limit=500) and paging clients use it.
+    let mut seen = 0;
+    let mut lp = ListParams::default().limit(64);
+    for _ in 0..10 {
+        let page = pods.list(&lp).await.expect("page");
+        seen += page.items.len();
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, 200);
     let nodes: Api<Node> = Api::all(c.clone());
     assert_eq!(
         nodes
