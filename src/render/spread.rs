@@ -105,13 +105,13 @@ pub fn write(
         .count();
     match spread.imbalance {
         Some(x) => s.push_str(&format!(
-            "{INDENT}Imbalance     {x:.2} (busiest pod over the mean of {real_pods} pod{}; 1.00 is even)\n",
+            "{INDENT}Imbalance        {x:.2} (busiest pod over the mean of {real_pods} pod{}; 1.00 is even)\n",
             plural(real_pods)
         )),
-        None => s.push_str(&format!("{INDENT}Imbalance     - (no connection was attributed to a pod)\n")),
+        None => s.push_str(&format!("{INDENT}Imbalance        - (no connection was attributed to a pod)\n")),
     }
     s.push_str(&format!(
-        "{INDENT}Pods reached  {}\n{INDENT}One pod       {} of {} client{} stayed on one pod\n",
+        "{INDENT}Pods reached     {}\n{INDENT}One pod          {} of {} client{} stayed on one pod\n",
         spread.pods_reached,
         spread.clients_on_one_pod,
         spread.clients_with_connections,
@@ -134,10 +134,10 @@ pub fn write(
         })
         .collect();
     if !by.is_empty() {
-        s.push_str(&format!("{INDENT}Attributed by {}\n", by.join(", ")));
+        s.push_str(&format!("{INDENT}Attributed by    {}\n", by.join(", ")));
     }
     if let Some(c) = &run.affinity_cookie {
-        s.push_str(&format!("{INDENT}Cookie        {c}\n"));
+        s.push_str(&format!("{INDENT}Affinity cookie  {c}\n"));
     }
     for c in spread.clients.iter().filter(|c| c.error.is_some()) {
         s.push_str(&format!(
