@@ -444,3 +444,56 @@ async fn ctrl_c_closes_every_connection_before_exiting() {
     }
     lab.shutdown().await;
 }
+
+/// Runs `per-pod` under a pseudo-terminal (util-linux `script`); `None`
+/// when `script` is not installed.
+async fn run_on_tty(lab: &Lab, extra: &str) -> Option<String> {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: util-linux `script` is not installed");
+        return None;
+    }
+    let cmdline = format!(
+        "{BIN} per-pod --connect 3 --hold 300ms --kubeconfig {} {extra}",
+        lab.kubeconfig_path().display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &cmdline, "/dev/null"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(RUN_LIMIT, cmd.output())
+        .await
+        .ok()?
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_lines_on_a_tty_only_with_text_output() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let Some(text) = run_on_tty(&lab, "").await else {
+        return;
+    };
+    for pod in lab.pods(NS) {
+        assert!(text.contains(&pod), "{text}");
+    }
+    assert!(
+        text.contains("ok 3/3"),
+        "a finished progress line per pod:\n{text}"
+    );
+    assert!(
+        text.contains("2/2 pods accepted 3/3 connections: 6 total"),
+        "{text}"
+    );
+    let Some(json) = run_on_tty(&lab, "-o json").await else {
+        return;
+    };
+    assert!(
+        !json.contains("ok 3/3") && !json.contains("opening"),
+        "{json}"
+    );
+    lab.shutdown().await;
+}

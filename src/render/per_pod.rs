@@ -213,7 +213,7 @@ fn paint(text: &str, style: Paint, color: bool) -> String {
 
 /// A line per pod on stderr: waiting, opening k/N, holding, closing, result.
 pub struct ProgressDisplay {
-    _multi: MultiProgress,
+    multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
 }
 
@@ -234,10 +234,7 @@ impl ProgressDisplay {
                 (t.name.clone(), bar)
             })
             .collect();
-        ProgressDisplay {
-            _multi: multi,
-            bars,
-        }
+        ProgressDisplay { multi, bars }
     }
 
     fn bar(&self, pod: &str) -> Option<&ProgressBar> {
@@ -290,12 +287,12 @@ impl Progress for ProgressDisplay {
 
 impl Drop for ProgressDisplay {
     fn drop(&mut self) {
-        // Pods never started (Ctrl-C) leave no spinner behind.
+        // The table that follows repeats every result: leave no progress
+        // lines (or half-drawn spinners after Ctrl-C) above it.
         for b in self.bars.values() {
-            if !b.is_finished() {
-                b.finish_and_clear();
-            }
+            b.finish_and_clear();
         }
+        let _ = self.multi.clear();
     }
 }
 
