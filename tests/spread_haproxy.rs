@@ -225,3 +225,18 @@ async fn spread_unreachable_url_is_an_error_per_connection() {
         assert!(e.contains("cannot connect to 127.0.0.1"), "{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_hold_keeps_connections_open_then_closes() {
+    let servers = backends(2).await;
+    let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
+    let mut opts = options(&format!("ws://127.0.0.1:{}/", proxy.port), 2, 2);
+    opts.hold = Duration::from_millis(700);
+    let started = std::time::Instant::now();
+    let run = bounded(run_clients(&opts)).await;
+    proxy.kill();
+
+    no_failures(&run);
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert_eq!(run.clients.iter().map(|c| c.pods.len()).sum::<usize>(), 4);
+}

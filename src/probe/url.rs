@@ -172,13 +172,12 @@ pub async fn run_clients(opts: &UrlOptions) -> UrlRun {
     }
     outcomes.sort_by_key(|o| o.report.client);
 
-    if !opts.hold.is_zero() {
-        tokio::time::sleep(opts.hold).await;
-    }
-
     let mut open = Vec::new();
     for o in &mut outcomes {
         open.append(&mut o.open);
+    }
+    if !opts.hold.is_zero() {
+        hold_all(&mut open, opts.hold).await;
     }
     close_all(open, opts.timeout).await;
 
@@ -187,6 +186,17 @@ pub async fn run_clients(opts: &UrlOptions) -> UrlRun {
     }
     run.clients = outcomes.into_iter().map(|o| o.report).collect();
     run
+}
+
+/// Keeps every connection open for `hold`, reading so that the server's
+/// keepalive pings are answered (a silent client would be cut).
+async fn hold_all(open: &mut [Ws], hold: Duration) {
+    let deadline = tokio::time::Instant::now() + hold;
+    let reads = open.iter_mut().map(|ws| async move {
+        let read = async { while let Some(Ok(_)) = ws.next().await {} };
+        let _ = tokio::time::timeout_at(deadline, read).await;
+    });
+    futures::future::join_all(reads).await;
 }
 
 /// Sends a close frame on every connection and waits (bounded) for the replies.
