@@ -1,0 +1,431 @@
+//! `kubectl wsaffinity logs` against the lab (a local TEST DOUBLE of the
+//! Kubernetes API whose pods are real `websocket-server` processes; a pod's
+//! stdout is its log). The plugin binary runs as a subprocess with
+//! `--kubeconfig`. Needs `cargo build -p websocket-server`.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+use tokio::process::Command;
+use wsaffinity_lab::{Lab, LabOptions, Scenario};
+
+const NS: &str = "websocket-app-dev";
+const SVC: &str = "svc/dev-websocket-server";
+const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn lab() -> Lab {
+    Lab::start(LabOptions {
+        scenario: Scenario::DevOverlay,
+        tls: false,
+        processes: true,
+    })
+    .await
+    .expect("lab starts (run `cargo build -p websocket-server` first)")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+fn command(lab: &Lab, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("logs")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(lab.kubeconfig_path())
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn run(lab: &Lab, args: &[&str]) -> Run {
+    let child = command(lab, args).spawn().expect("spawn the plugin");
+    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("the plugin finishes in time")
+        .expect("the plugin runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Opens `n` WebSocket connections straight to the pod's real server.
+async fn open(addr: SocketAddr, n: usize) -> Vec<Ws> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .expect("connect to the pod's server");
+        conns.push(ws);
+    }
+    conns
+}
+
+fn pod_logs(report: &Value) -> Vec<Value> {
+    report["observations"]["logs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn active_of(report: &Value, pod: &str) -> Option<u64> {
+    pod_logs(report)
+        .iter()
+        .find(|l| l["pod"] == pod)
+        .and_then(|l| l["active"].as_u64())
+}
+
+fn codes(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["code"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `logs -o json` until `done` holds (the server logs a change within
+/// milliseconds; this only absorbs scheduling), at most 10 s.
+async fn json_until(lab: &Lab, args: &[&str], done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = run(lab, args).await;
+        assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
+        let report = r.json();
+        if done(&report) || Instant::now() > deadline {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn two_pods(lab: &Lab) -> (String, String, SocketAddr, SocketAddr) {
+    let pods = lab.pods(NS);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let a = pods[0].clone();
+    let b = pods[1].clone();
+    let addr_a = lab.pod_backend(NS, &a).expect("pod a has a server");
+    let addr_b = lab.pod_backend(NS, &b).expect("pod b has a server");
+    (a, b, addr_a, addr_b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_match_the_connections_opened_to_each_pod() {
+    let lab = lab().await;
+    let (a, b, addr_a, addr_b) = two_pods(&lab);
+    let _ca = open(addr_a, 5).await;
+    let _cb = open(addr_b, 1).await;
+
+    let report = json_until(&lab, &[SVC, "-o", "json"], |r| {
+        active_of(r, &a) == Some(5) && active_of(r, &b) == Some(1)
+    })
+    .await;
+    assert_eq!(active_of(&report, &a), Some(5), "{report:#}");
+    assert_eq!(active_of(&report, &b), Some(1), "{report:#}");
+    for l in pod_logs(&report) {
+        assert!(l["node"].as_str().is_some_and(|n| !n.is_empty()), "{l}");
+        assert!(
+            l["loggedAt"]
+                .as_str()
+                .is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()),
+            "{l}"
+        );
+        assert!(l["started"].as_str().is_some(), "{l}");
+    }
+    // 5 and 1: max/mean 1.67 over the threshold -> WSA064 from the engine.
+    assert_eq!(codes(&report), ["WSA064"], "{report:#}");
+
+    let text = run(&lab, &[SVC]).await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.starts_with("POD"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("2 of 2 pods logged a count: total 6, mean 3.0, max 5, max/mean 1.67"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("WSA064"), "{}", text.stdout);
+    let row_a = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&a))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row_a.split_whitespace().nth(2) == Some("5") && row_a.contains(" ago"),
+        "{row_a}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_without_an_active_line_is_wsa063() {
+    let lab = lab().await;
+    let (a, b, addr_a, _) = two_pods(&lab);
+    let _ca = open(addr_a, 2).await;
+
+    let report = json_until(&lab, &[SVC, "-o", "json"], |r| active_of(r, &a) == Some(2)).await;
+    assert_eq!(active_of(&report, &a), Some(2), "{report:#}");
+    assert_eq!(active_of(&report, &b), None, "{report:#}");
+    let wsa063: Vec<&Value> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["code"] == "WSA063")
+        .collect();
+    assert_eq!(wsa063.len(), 1, "{report:#}");
+    assert!(
+        wsa063[0]["detail"].as_str().is_some_and(|d| d.contains(&b)),
+        "{report:#}"
+    );
+    assert_eq!(wsa063[0]["severity"], "info");
+
+    let text = run(&lab, &[SVC]).await;
+    assert_eq!(text.code, 0, "WSA063 is a note: {}", text.stderr);
+    let row_b = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&b))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row_b.contains("no line matching `Active connections: (\\d+)` in the last 500 lines"),
+        "{}",
+        text.stdout
+    );
+}
+
+/// 100,000 lines, the count on the last one: the read is bounded by
+/// tailLines/limitBytes, measured with the lab's count of log bytes sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_line_log_is_read_with_bounded_bytes() {
+    let lab = lab().await;
+    let (a, b, _, _) = two_pods(&lab);
+    let mut big = String::with_capacity(100_000 * 64);
+    for i in 0..99_999 {
+        big.push_str(&format!(
+            "2026-11-26T23:40:01.123Z INFO request {i:06} handled in 3 ms\n"
+        ));
+    }
+    big.push_str("2026-11-26T23:40:02.000Z INFO Active connections: 7\n");
+    lab.append_log(NS, &a, &big);
+    lab.append_log(
+        NS,
+        &b,
+        "2026-11-26T23:40:02.000Z INFO Active connections: 1\n",
+    );
+    let full = big.len() as u64;
+
+    lab.reset_counts();
+    let r = run(&lab, &[SVC, "-o", "json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report = r.json();
+    assert_eq!(active_of(&report, &a), Some(7), "{report:#}");
+    let counts = lab.counts();
+    let sent = counts.log_bytes_sent();
+    eprintln!("default limits: {sent} log bytes sent for 2 pods (pod log is {full} bytes)");
+    assert_eq!(counts.get("get pods/log"), 2, "{counts:?}");
+    // One pod's tail (500 lines of ~80 bytes with timestamps) + a tiny one.
+    assert!(sent <= 65_536 + 4_096, "{sent} bytes sent");
+
+    // A limit smaller than 500 lines: the newest lines are cut off by the
+    // server, so the reader asks again for fewer lines (at most 3 GETs).
+    lab.reset_counts();
+    let r = run(&lab, &[SVC, "-o", "json", "--limit-bytes", "4096"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(active_of(&r.json(), &a), Some(7), "{}", r.stdout);
+    let counts = lab.counts();
+    let sent = counts.log_bytes_sent();
+    eprintln!(
+        "--limit-bytes 4096: {sent} log bytes sent in {} requests",
+        counts.get("get pods/log")
+    );
+    assert!(counts.get("get pods/log") <= 4, "{counts:?}");
+    assert!(sent <= 3 * 4_096 + 2 * 512 + 1_024, "{sent} bytes sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_pattern_and_a_label_selector_work() {
+    let lab = lab().await;
+    let (a, b, _, _) = two_pods(&lab);
+    lab.append_log(NS, &a, "ws clients=12 rooms=3\nws clients=9 rooms=3\n");
+    lab.append_log(NS, &b, "{\"msg\":\"ws\",\"clients=4\"}\n");
+    let r = run(
+        &lab,
+        &[
+            "-l",
+            "app=websocket-server",
+            "--pattern",
+            "clients=(\\d+)",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report = r.json();
+    assert_eq!(
+        active_of(&report, &a),
+        Some(9),
+        "latest line wins: {report:#}"
+    );
+    assert_eq!(active_of(&report, &b), Some(4), "{report:#}");
+    assert!(report["target"].is_null(), "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_service_is_wsa001() {
+    let lab = lab().await;
+    let r = run(&lab, &["svc/nope", "-o", "json"]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(codes(&r.json()), ["WSA001"]);
+}
+
+/// `--follow` piped: plain lines; a change shows within a second; a killed
+/// pod is reported; SIGINT (Ctrl-C) ends it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_reports_changes_within_a_second_and_a_pod_that_goes_away() {
+    let lab = lab().await;
+    let (a, b, addr_a, _) = two_pods(&lab);
+    let mut child = command(
+        &lab,
+        &[
+            SVC,
+            "--follow",
+            "--follow-duration",
+            "60s",
+            "--poll-interval",
+            "300ms",
+        ],
+    )
+    .spawn()
+    .expect("spawn the plugin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let reader = tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_line = async |want: &dyn Fn(&str) -> bool,
+                               within: Duration,
+                               seen: &mut Vec<String>|
+           -> Option<Instant> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(line)) => {
+                    let hit = want(&line);
+                    seen.push(line);
+                    if hit {
+                        return Some(Instant::now());
+                    }
+                }
+                _ => return None,
+            }
+        }
+    };
+
+    for pod in [&a, &b] {
+        let want = format!("{pod} following");
+        assert!(
+            wait_line(&|l| l == want, Duration::from_secs(10), &mut seen)
+                .await
+                .is_some(),
+            "{seen:#?}"
+        );
+    }
+    // Let both streams open (the lines above come when the pods are picked up).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let opened = Instant::now();
+    let _conns = open(addr_a, 3).await;
+    let want = format!("{a} active=3");
+    let at = wait_line(&|l| l == want, Duration::from_secs(5), &mut seen).await;
+    let at = at.unwrap_or_else(|| panic!("no `{want}` line: {seen:#?}"));
+    let delay = at.duration_since(opened);
+    eprintln!("--follow showed the change {delay:?} after the connections opened");
+    assert!(delay < Duration::from_secs(1), "{delay:?}: {seen:#?}");
+
+    lab.kill_pod(NS, &b).await;
+    let prefix = format!("{b} ");
+    let gone = wait_line(
+        &|l| l.starts_with(&prefix) && (l.contains("ended") || l.ends_with(" gone")),
+        Duration::from_secs(10),
+        &mut seen,
+    )
+    .await;
+    assert!(gone.is_some(), "the killed pod is reported: {seen:#?}");
+
+    // Ctrl-C: every stream closed, exit 0, promptly.
+    let pid = child.id().expect("the plugin runs");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits after Ctrl-C")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "{seen:#?}");
+    let _ = reader.await;
+    // No line for pod a other than its values and the pickup.
+    assert!(
+        seen.iter()
+            .filter(|l| l.starts_with(&format!("{a} ")))
+            .all(|l| l.contains("active=") || l.ends_with("following")),
+        "{seen:#?}"
+    );
+}
+
+/// `--follow-duration` ends a follow by itself; a pod that appears is picked
+/// up. (The lab has no pod creation, so this checks the end and the pickup.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_duration_ends_the_follow_and_json_is_refused() {
+    let lab = lab().await;
+    let started = Instant::now();
+    let r = run(&lab, &[SVC, "--follow", "--follow-duration", "1500ms"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.ends_with(" following"))
+            .count(),
+        2,
+        "{}",
+        r.stdout
+    );
+
+    let r = run(&lab, &[SVC, "--follow", "-o", "json"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--follow"), "{}", r.stderr);
+}
