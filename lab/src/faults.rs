@@ -96,6 +96,8 @@ fn resource_matches(rule: &str, group: &str, resource: &str) -> bool {
 pub struct Faults {
     forbidden: Mutex<BTreeSet<String>>,
     latency: Mutex<Duration>,
+    /// The kubelet's streaming idle timeout (`streamingConnectionIdleTimeout`, 4 h by default).
+    idle_timeout: Mutex<Option<Duration>>,
     /// (namespace or "" for any, pod) → message.
     portforward_errors: Mutex<HashMap<(String, String), String>>,
 }
@@ -117,6 +119,14 @@ impl Faults {
 
     pub fn latency(&self) -> Duration {
         *lock(&self.latency)
+    }
+
+    pub fn set_idle_timeout(&self, d: Option<Duration>) {
+        *lock(&self.idle_timeout) = d;
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        *lock(&self.idle_timeout)
     }
 
     pub fn inject_portforward_error(&self, namespace: &str, pod: &str, message: &str) {

@@ -174,6 +174,12 @@ impl Lab {
             faults.forbid(r);
         }
         faults.set_latency(Duration::from_millis(loaded.config.latency_ms));
+        faults.set_idle_timeout(
+            loaded
+                .config
+                .port_forward_idle_timeout_ms
+                .map(Duration::from_millis),
+        );
         for (key, msg) in &loaded.config.port_forward_errors {
             let pod = resolve_pod_key(key, &world.pods).unwrap_or_else(|| key.clone());
             faults.inject_portforward_error("", &pod, msg);
@@ -309,6 +315,12 @@ impl Lab {
     /// Delay every API response.
     pub fn set_latency(&self, d: Duration) {
         self.state.faults.set_latency(d);
+    }
+
+    /// Close port-forwards that get no frame from the client for this long, like
+    /// the kubelet's streaming idle timeout (None: the kubelet default, 4 h).
+    pub fn set_portforward_idle_timeout(&self, d: Option<Duration>) {
+        self.state.faults.set_idle_timeout(d);
     }
 
     /// Kill the pod's process (SIGKILL) and mark the pod not ready.

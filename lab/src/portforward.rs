@@ -337,9 +337,19 @@ async fn run<S>(
     // With no backend connection at all (every port failed) the kubelet closes at once.
     let had_backend = active > 0;
     let mut client_closed = false;
+    // wsstream's idle timeout: the read deadline is reset by each frame from the client.
+    let idle = state
+        .faults
+        .idle_timeout()
+        .unwrap_or(Duration::from_secs(4 * 3600));
     while active > 0 && !client_closed {
         tokio::select! {
-            msg = stream.next() => match msg {
+            msg = tokio::time::timeout(idle, stream.next()) => match msg {
+                Err(_) => {
+                    tracing::debug!("port-forward to {} idle for {idle:?}: closing", pod.name);
+                    break;
+                }
+                Ok(msg) => match msg {
                 Some(Ok(m)) if m.is_close() => client_closed = true,
                 Some(Ok(m)) => {
                     if let Some((ch, data)) = codec.decode(&m)
@@ -351,7 +361,7 @@ async fn run<S>(
                     }
                 }
                 Some(Err(_)) | None => client_closed = true,
-            },
+            }},
             Some((i, end)) = done_rx.recv() => {
                 active -= 1;
                 let killed = lock(&state.pods).get(&(pod.ns.clone(), pod.name.clone())).is_some_and(|r| r.killed);

@@ -29,6 +29,8 @@ pub struct LabConfig {
     /// Resources answered with 403 (e.g. `ingresses`, `httproutes.gateway.networking.k8s.io`).
     pub forbidden: Vec<String>,
     pub latency_ms: u64,
+    /// Close port-forwards after this long without a frame from the client (kubelet: 4 h).
+    pub port_forward_idle_timeout_ms: Option<u64>,
     /// Extra bearer tokens and what each may do (`"list pods"`, `"get pods/log"`, `"*"`).
     pub tokens: BTreeMap<String, Vec<String>>,
     /// Pod name (or `DEPLOYMENT[i]`, its i-th pod) → error text sent on the port-forward error channel.

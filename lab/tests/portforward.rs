@@ -144,3 +144,48 @@ async fn killing_the_pod_ends_an_open_forward_with_an_error() {
     assert!(lab.pod_backend(NS, &name).is_none());
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_forwards_close_unless_the_client_sends_frames() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let lab = dev_lab().await;
+    lab.set_portforward_idle_timeout(Some(Duration::from_millis(600)));
+    let pods: Api<Pod> = Api::namespaced(client(&lab).await, NS);
+    let name = lab.pods(NS)[0].clone();
+
+    let mut quiet_pf = pods.portforward(&name, &[8080]).await.expect("portforward");
+    let (mut quiet, _) = ws_over(quiet_pf.take_stream(8080).expect("stream")).await;
+    let mut busy_pf = pods.portforward(&name, &[8080]).await.expect("portforward");
+    let (mut busy, _) = ws_over(busy_pf.take_stream(8080).expect("stream")).await;
+
+    // The busy client pings every 200 ms for 1.6 s; each ping resets its deadline.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        busy.send(Message::Ping(Vec::new().into()))
+            .await
+            .expect("ping");
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(5), busy.next())
+                .await
+                .expect("pong in time")
+                .expect("open")
+                .expect("ok");
+            if m.is_pong() {
+                break;
+            }
+        }
+    }
+    echo(&mut busy, "still here").await;
+    close(busy).await;
+    let _ = busy_pf.join().await;
+
+    let end = tokio::time::timeout(Duration::from_secs(3), quiet.next())
+        .await
+        .expect("the quiet forward was closed by the idle timeout");
+    assert!(matches!(end, None | Some(Err(_))), "{end:?}");
+    drop(quiet);
+    let _ = quiet_pf.join().await;
+    lab.shutdown().await;
+}
