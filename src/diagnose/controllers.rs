@@ -817,7 +817,7 @@ pub fn wsa036_other_controller(ctx: &Ctx) -> Vec<Finding> {
         if other {
             parts.push(format!(
                 "{} ({}) decides where each new connection through it lands: {}",
-                r.reference(),
+                r.tick(),
                 r.controller.label(),
                 affinity_meaning(&r.affinity)
             ));

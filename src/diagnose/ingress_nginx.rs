@@ -145,9 +145,15 @@ pub fn wsa013_service_affinity_bypassed(ctx: &Ctx) -> Vec<Finding> {
     vec![finding(
         "WSA013",
         format!(
-            "{} ({}) send to the pod addresses from the EndpointSlices themselves, so service `{}`'s sessionAffinity ClientIP does not apply to that traffic; it applies only to clients of the ClusterIP{}",
+            "{} ({}) {} to the pod addresses from the EndpointSlices {}, so service `{}`'s sessionAffinity ClientIP does not apply to that traffic; it applies only to clients of the ClusterIP{}",
             route_list(&bypass),
             controllers.join(", "),
+            if bypass.len() == 1 { "sends" } else { "send" },
+            if bypass.len() == 1 {
+                "itself"
+            } else {
+                "themselves"
+            },
             ctx.name,
             if ctx.is_external_type() {
                 " and node ports"
@@ -179,7 +185,7 @@ pub fn wsa030_cookie_affinity(ctx: &Ctx) -> Vec<Finding> {
                 "WSA030",
                 format!(
                     "{} pins each cookie jar to one pod with cookie `{name}` {lifetime}, mode {}: one client reusing its cookie stays on one pod, separate clients spread over the {} ready pods",
-                    r.reference(),
+                    r.tick(),
                     mode.as_deref().unwrap_or("balanced"),
                     ctx.ready_count()
                 ),
@@ -203,7 +209,7 @@ pub fn wsa031_persistent_mode(ctx: &Ctx) -> Vec<Finding> {
                 "WSA031",
                 format!(
                     "{} has affinity-mode persistent: existing cookies never move, so pods added by a scale-up only receive clients without a cookie (open WebSockets never move in either mode)",
-                    r.reference()
+                    r.tick()
                 ),
                 vec![format!("ingress/{} metadata.annotations[{PREFIX}affinity-mode]=persistent", r.name)],
                 format!(
@@ -237,12 +243,12 @@ pub fn wsa032_client_address_hash(ctx: &Ctx) -> Vec<Finding> {
         let detail = if constant {
             format!(
                 "{} hashes on the constant key `{key}`: every client lands on the same pod",
-                r.reference()
+                r.tick()
             )
         } else {
             format!(
                 "{} hashes on the client address (`{key}`): everyone behind one NAT, VPN or proxy lands on the same pod, and with few client networks the pods fill unevenly",
-                r.reference()
+                r.tick()
             )
         };
         let fix = if r.controller == Controller::Nginx {
@@ -254,7 +260,7 @@ pub fn wsa032_client_address_hash(ctx: &Ctx) -> Vec<Finding> {
         } else {
             format!(
                 "hash on a per-user key (a cookie or header) instead of the source IP in {}",
-                r.reference()
+                r.tick()
             )
         };
         out.push(finding("WSA032", detail, r.affinity_evidence.clone(), fix));
@@ -270,7 +276,7 @@ pub fn wsa033_sends_to_cluster_ip(ctx: &Ctx) -> Vec<Finding> {
             let ev = r.to_cluster_ip.clone()?;
             let mut detail = format!(
                 "{} sends to service `{}`'s ClusterIP instead of the pods, so kube-proxy picks the pod per connection",
-                r.reference(),
+                r.tick(),
                 ctx.name
             );
             if matches!(r.affinity, Affinity::Cookie { .. }) {
@@ -293,7 +299,7 @@ pub fn wsa033_sends_to_cluster_ip(ctx: &Ctx) -> Vec<Finding> {
                 ),
                 _ => format!(
                     "turn off native load balancing (`nativeLB`/`service.nativelb`) on {} so the controller balances to the pods, or set the Service's `sessionAffinity: None`",
-                    r.reference()
+                    r.tick()
                 ),
             };
             Some(finding("WSA033", detail, evidence, fix))
@@ -314,11 +320,11 @@ fn timeout_fix(ctx: &Ctx, r: &Route) -> String {
             ctx.ns()
         ),
         Controller::Gke => "set `spec.timeoutSec: 3600` in the BackendConfig named by the Service's `cloud.google.com/backend-config` annotation".into(),
-        Controller::Contour => format!("set `timeoutPolicy.idle: 1h` (and `response: infinity`) on the route in {}", r.reference()),
-        Controller::Haproxy => format!("set the tunnel timeout to `1h` on {}", r.reference()),
-        Controller::GatewayApi => format!("raise `rules[].timeouts` to at least `1h` (or remove them) in {}", r.reference()),
-        Controller::Istio => format!("raise `connectionPool.http.idleTimeout` to at least `1h` in {}", r.reference()),
-        _ => format!("raise the timeout to at least 3600 s on {}", r.reference()),
+        Controller::Contour => format!("set `timeoutPolicy.idle: 1h` (and `response: infinity`) on the route in {}", r.tick()),
+        Controller::Haproxy => format!("set the tunnel timeout to `1h` on {}", r.tick()),
+        Controller::GatewayApi => format!("raise `rules[].timeouts` to at least `1h` (or remove them) in {}", r.tick()),
+        Controller::Istio => format!("raise `connectionPool.http.idleTimeout` to at least `1h` in {}", r.tick()),
+        _ => format!("raise the timeout to at least 3600 s on {}", r.tick()),
     }
 }
 
@@ -353,7 +359,7 @@ pub fn wsa034_timeouts(ctx: &Ctx) -> Vec<Finding> {
                 .map(|p| format!("`{}` could not be read: {}", p.evidence, p.reason)),
         );
         let min = short.iter().map(|t| t.seconds).min();
-        let mut detail = format!("{}: {}", r.reference(), parts.join("; "));
+        let mut detail = format!("{}: {}", r.tick(), parts.join("; "));
         if let Some(m) = min {
             detail.push_str(&format!(
                 "; a WebSocket idle for more than {m} s is closed by the proxy and the client has to reconnect"

@@ -230,7 +230,7 @@ fn likely_cause_from_snapshot(ctx: &Ctx) -> String {
     }) {
         return format!(
             "{} hashes on the client address, so clients behind one address share a pod",
-            r.reference()
+            r.tick()
         );
     }
     if ctx.routes.iter().any(|r| r.to_cluster_ip.is_some()) && ctx.client_ip_timeout().is_some() {
@@ -346,7 +346,7 @@ pub fn wsa066_all_clients_one_pod(ctx: &Ctx) -> Vec<Finding> {
     {
         format!(
             "{} sends to the ClusterIP and ClientIP affinity sees the controller's IP for every client",
-            r.reference()
+            r.tick()
         )
     } else if let Some(r) = ctx.entry_routes().find(|r| {
         matches!(
@@ -359,7 +359,7 @@ pub fn wsa066_all_clients_one_pod(ctx: &Ctx) -> Vec<Finding> {
     }) {
         format!(
             "{} hashes on the client address and all test clients share this machine's address",
-            r.reference()
+            r.tick()
         )
     } else if ctx.client_ip_timeout().is_some()
         && !ctx.entry_routes().any(|r| r.bypasses_service)

@@ -173,6 +173,11 @@ impl Route {
         format!("{}/{}", self.kind.to_lowercase(), self.name)
     }
 
+    /// The reference in backticks, for messages.
+    pub fn tick(&self) -> String {
+        format!("`{}`", self.reference())
+    }
+
     /// `Ingress dev-websocket-server (websocket-dev.example.com)`.
     pub fn display(&self) -> String {
         if self.hosts.is_empty() {
