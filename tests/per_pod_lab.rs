@@ -497,3 +497,35 @@ async fn progress_lines_on_a_tty_only_with_text_output() {
     );
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_port_forward_gives_up_after_the_timeout() {
+    let lab = lab(Scenario::DevOverlay).await;
+    // Every API answer (the port-forward upgrade included) takes longer than --timeout.
+    lab.set_latency(Duration::from_millis(1500));
+    let run = run(
+        &lab,
+        &[
+            "--connect",
+            "2",
+            "--parallel",
+            "2",
+            "--timeout",
+            "500ms",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    eprintln!("hung port-forward: plugin took {:?}", run.took);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let probes = per_pod(&run.json());
+    assert_eq!(probes.len(), 2);
+    for p in &probes {
+        assert_eq!(p["ok"], 0, "{p:#}");
+        let error = p["error"].as_str().unwrap_or_default();
+        assert!(error.contains("got no answer within 500ms"), "{error}");
+    }
+    assert!(run.took < Duration::from_secs(30), "took {:?}", run.took);
+    lab.shutdown().await;
+}

@@ -592,6 +592,33 @@ mod tests {
         assert_eq!(none.identity, Identity::None);
     }
 
+    #[test]
+    fn log_observations_for_pods_whose_log_was_read() {
+        let read = PodProbe {
+            pod: "web-a".into(),
+            port: 8080,
+            logged_active_before: Some(1),
+            logged_active_during: Some(11),
+            logged_active_after: Some(1),
+            ..PodProbe::default()
+        };
+        let silent = PodProbe {
+            pod: "web-b".into(),
+            port: 8080,
+            ..PodProbe::default()
+        };
+        let no_port = PodProbe {
+            pod: "web-c".into(),
+            error: Some("no port".into()),
+            ..PodProbe::default()
+        };
+        let logs = log_observations(&[read, silent, no_port]);
+        let got: Vec<(&str, Option<u64>)> =
+            logs.iter().map(|l| (l.pod.as_str(), l.active)).collect();
+        // A server that logs nothing gives `None`: WSA063's note.
+        assert_eq!(got, [("web-a", Some(1)), ("web-b", None)]);
+    }
+
     fn pod(name: &str, node: &str, port_name: &str, port: i32) -> Pod {
         Pod {
             metadata: ObjectMeta {
