@@ -253,8 +253,12 @@ async fn pod_killed_mid_test_is_reported_failed_within_the_timeout() {
     )
     .spawn()
     .expect("spawn the plugin");
-    // Both pods are held open from well before 2 s until 6 s after opening.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Kill the first pod while the test holds its connections open.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while logged_active(&lab, &pods[0]).await.unwrap_or(0) < 5 {
+        assert!(Instant::now() < deadline, "connections never opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     lab.kill_pod(NS, &pods[0]).await;
     let run = wait(child, started).await;
     eprintln!("killed pod mid-test: plugin took {:?}", run.took);
