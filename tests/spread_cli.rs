@@ -107,7 +107,7 @@ async fn spread_cli_json_carries_observations_url() {
 
 #[tokio::test]
 async fn spread_cli_unreachable_url_exits_2_with_the_cause() {
-    let port = spread_support::free_port();
+    let (_reserved, port) = spread_support::refusing_port();
     let url = format!("ws://127.0.0.1:{port}/");
     let out = plugin(&[
         "spread",

@@ -214,8 +214,8 @@ async fn spread_source_ip_binds_each_client() {
 
 #[tokio::test]
 async fn spread_unreachable_url_is_an_error_per_connection() {
-    // A port nothing listens on (bound, then released).
-    let port = spread_support::free_port();
+    // A port that is bound but never listens: connections are refused.
+    let (_reserved, port) = spread_support::refusing_port();
     let opts = options(&format!("ws://127.0.0.1:{port}/"), 2, 2);
     let run = bounded(run_clients(&opts)).await;
     for c in &run.clients {

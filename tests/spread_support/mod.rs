@@ -361,3 +361,14 @@ pub fn self_signed_pem(host: &str, dir: &Path) -> PathBuf {
     std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).expect("write pem");
     path
 }
+
+/// A loopback port that refuses connections and stays ours: the socket is
+/// bound but never listens, so no other test can take the port meanwhile.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind a refusing port");
+    let port = socket.local_addr().expect("refusing port addr").port();
+    (socket, port)
+}
