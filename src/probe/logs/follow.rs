@@ -117,12 +117,31 @@ enum StreamMsg {
 
 struct Followed {
     row: FollowRow,
-    task: Option<JoinHandle<()>>,
+    /// A stream task is running for this pod.
+    streaming: bool,
     /// Streams opened so far.
     opened: u32,
     /// The last end message reported, so a stream that keeps ending the
     /// same way is reported once.
     last_end: Option<String>,
+}
+
+/// The coordinator's bookkeeping without I/O: which pods are followed, and
+/// for each LIST which streams to stop and start. Unit-tested.
+#[derive(Default)]
+struct Tracker {
+    pods: BTreeMap<String, Followed>,
+    last_not_followed: Vec<String>,
+}
+
+/// What one LIST changes.
+#[derive(Debug, Default)]
+struct Plan {
+    events: Vec<FollowEvent>,
+    /// Pods whose stream must be closed (gone, or re-created under a new uid).
+    stop: Vec<String>,
+    /// Streams to open.
+    start: Vec<(LogTarget, LogParams)>,
 }
 
 /// Follows every pod until `shutdown` resolves, calling `sink` with each
@@ -140,10 +159,10 @@ pub async fn follow<S, F>(
 {
     let api: Api<Pod> = Api::namespaced(client.clone(), &source.namespace);
     let (tx, mut rx) = mpsc::channel::<StreamMsg>(1024);
-    let mut pods: BTreeMap<String, Followed> = BTreeMap::new();
+    let mut tracker = Tracker::default();
+    let mut tasks: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     let mut poll = tokio::time::interval(opts.poll_interval.max(Duration::from_millis(100)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_not_followed: Vec<String> = Vec::new();
     tokio::pin!(shutdown);
 
     loop {
@@ -152,10 +171,10 @@ pub async fn follow<S, F>(
             biased;
             () = &mut shutdown => break,
             Some(msg) = rx.recv() => {
-                on_stream_msg(&mut pods, msg, &mut events);
+                events.extend(tracker.on_msg(msg));
                 // Drain what is already queued so one burst is one redraw.
                 while let Ok(msg) = rx.try_recv() {
-                    on_stream_msg(&mut pods, msg, &mut events);
+                    events.extend(tracker.on_msg(msg));
                 }
             }
             _ = poll.tick() => {
@@ -166,8 +185,19 @@ pub async fn follow<S, F>(
                 .await;
                 match listed {
                     Ok(Ok(list)) => {
-                        let targets = log_targets(&list.items, &source.container);
-                        reconcile(&api, pattern, opts, &tx, &mut pods, targets, &mut events, &mut last_not_followed);
+                        let plan = tracker.reconcile(log_targets(&list.items, &source.container), opts);
+                        for pod in &plan.stop {
+                            if let Some(t) = tasks.remove(pod) {
+                                t.abort();
+                            }
+                        }
+                        for (target, params) in plan.start {
+                            let task = tokio::spawn(stream_one(api.clone(), target.clone(), pattern.clone(), params, tx.clone()));
+                            if let Some(old) = tasks.insert(target.pod, task) {
+                                old.abort();
+                            }
+                        }
+                        events.extend(plan.events);
                     }
                     Ok(Err(e)) => events.push(FollowEvent::ListFailed { message: api_error_text(&e) }),
                     Err(_) => events.push(FollowEvent::ListFailed { message: "listing pods timed out".into() }),
@@ -175,180 +205,167 @@ pub async fn follow<S, F>(
             }
         }
         if !events.is_empty() {
-            let rows: BTreeMap<String, FollowRow> = pods
-                .iter()
-                .map(|(k, f)| (k.clone(), f.row.clone()))
-                .collect();
+            let rows = tracker.rows();
             for e in &events {
                 sink(e, &rows);
             }
         }
     }
-    close_all(pods).await;
+    close_all(tasks).await;
 }
 
 /// Aborts every stream task (dropping its HTTP body closes the stream) and
 /// waits for them, bounded.
-async fn close_all(pods: BTreeMap<String, Followed>) {
-    let tasks: Vec<JoinHandle<()>> = pods.into_values().filter_map(|f| f.task).collect();
+async fn close_all(tasks: BTreeMap<String, JoinHandle<()>>) {
+    let tasks: Vec<JoinHandle<()>> = tasks.into_values().collect();
     for t in &tasks {
         t.abort();
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(tasks)).await;
 }
 
-fn on_stream_msg(
-    pods: &mut BTreeMap<String, Followed>,
-    msg: StreamMsg,
-    events: &mut Vec<FollowEvent>,
-) {
-    // Messages from a stream of an earlier pod with the same name are stale.
-    let current = |pods: &mut BTreeMap<String, Followed>, pod: &str, uid: &Option<String>| {
-        pods.get(pod).is_some_and(|f| &f.row.target.uid == uid)
-    };
-    match msg {
-        StreamMsg::Opened { pod, uid } => {
-            if current(pods, &pod, &uid)
-                && let Some(f) = pods.get_mut(&pod)
-            {
+impl Tracker {
+    fn rows(&self) -> BTreeMap<String, FollowRow> {
+        self.pods
+            .iter()
+            .map(|(k, f)| (k.clone(), f.row.clone()))
+            .collect()
+    }
+
+    /// A message from a stream; messages from a stream of an earlier pod
+    /// with the same name (another uid) are stale and ignored.
+    fn on_msg(&mut self, msg: StreamMsg) -> Option<FollowEvent> {
+        let (pod, uid) = match &msg {
+            StreamMsg::Opened { pod, uid }
+            | StreamMsg::Active { pod, uid, .. }
+            | StreamMsg::Ended { pod, uid, .. } => (pod, uid),
+        };
+        let f = self
+            .pods
+            .get_mut(pod)
+            .filter(|f| &f.row.target.uid == uid)?;
+        match msg {
+            StreamMsg::Opened { .. } => {
                 f.row.state = StreamState::Streaming;
+                None
             }
-        }
-        StreamMsg::Active {
-            pod,
-            uid,
-            active,
-            time,
-        } => {
-            if current(pods, &pod, &uid)
-                && let Some(f) = pods.get_mut(&pod)
-            {
+            StreamMsg::Active {
+                pod, active, time, ..
+            } => {
                 f.row.state = StreamState::Streaming;
                 f.row.active = Some(active);
                 if time.is_some() {
                     f.row.logged_at = time;
                 }
-                events.push(FollowEvent::Active { pod, active, time });
+                Some(FollowEvent::Active { pod, active, time })
+            }
+            StreamMsg::Ended { pod, message, .. } => {
+                f.streaming = false;
+                f.row.state = StreamState::Ended(message.clone());
+                if f.last_end.as_deref() == Some(message.as_str()) {
+                    return None;
+                }
+                f.last_end = Some(message.clone());
+                Some(FollowEvent::Ended { pod, message })
             }
         }
-        StreamMsg::Ended { pod, uid, message } => {
-            if current(pods, &pod, &uid)
-                && let Some(f) = pods.get_mut(&pod)
-            {
-                f.task = None;
-                f.row.state = StreamState::Ended(message.clone());
-                if f.last_end.as_deref() != Some(message.as_str()) {
-                    f.last_end = Some(message.clone());
-                    events.push(FollowEvent::Ended { pod, message });
+    }
+
+    /// One LIST: drop the pods that went away, start streams for new pods
+    /// (and reopen ended ones), at most `max_streams` at once.
+    fn reconcile(&mut self, targets: Vec<LogTarget>, opts: &FollowOptions) -> Plan {
+        let mut plan = Plan::default();
+        // Gone: not listed any more, or listed again under a new uid.
+        let listed: BTreeMap<&str, &LogTarget> =
+            targets.iter().map(|t| (t.pod.as_str(), t)).collect();
+        let gone: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(name, f)| {
+                listed
+                    .get(name.as_str())
+                    .is_none_or(|t| t.uid != f.row.target.uid)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(f) = self.pods.remove(&name) {
+                if f.streaming {
+                    plan.stop.push(name.clone());
+                }
+                if f.opened > 0 {
+                    plan.events.push(FollowEvent::Gone { pod: name });
                 }
             }
         }
-    }
-}
 
-#[allow(clippy::too_many_arguments)]
-fn reconcile(
-    api: &Api<Pod>,
-    pattern: &ActivePattern,
-    opts: &FollowOptions,
-    tx: &mpsc::Sender<StreamMsg>,
-    pods: &mut BTreeMap<String, Followed>,
-    targets: Vec<LogTarget>,
-    events: &mut Vec<FollowEvent>,
-    last_not_followed: &mut Vec<String>,
-) {
-    // Gone: not listed any more, or listed again under a new uid.
-    let listed: BTreeMap<&str, &LogTarget> = targets.iter().map(|t| (t.pod.as_str(), t)).collect();
-    let gone: Vec<String> = pods
-        .iter()
-        .filter(|(name, f)| {
-            listed
-                .get(name.as_str())
-                .is_none_or(|t| t.uid != f.row.target.uid)
-        })
-        .map(|(name, _)| name.clone())
-        .collect();
-    for name in gone {
-        if let Some(f) = pods.remove(&name) {
-            if let Some(t) = f.task {
-                t.abort();
+        let mut streaming = self.pods.values().filter(|f| f.streaming).count();
+        let mut not_followed = Vec::new();
+        for target in targets {
+            let name = target.pod.clone();
+            let f = self.pods.entry(name.clone()).or_insert_with(|| Followed {
+                row: FollowRow {
+                    target: target.clone(),
+                    state: StreamState::NotFollowed,
+                    ..Default::default()
+                },
+                streaming: false,
+                opened: 0,
+                last_end: None,
+            });
+            f.row.target.node = target.node.clone();
+            if f.streaming {
+                continue;
             }
-            if f.row.state != StreamState::NotFollowed {
-                events.push(FollowEvent::Gone { pod: name });
+            if let Some(why) = &target.not_loggable {
+                f.row.state = StreamState::Waiting(why.clone());
+                continue;
             }
+            // A finished pod's log will not grow: read it once. Others are
+            // reopened after their stream ended, a bounded number of times.
+            if f.opened > 0 && (target.finished || f.opened > opts.max_reopen) {
+                continue;
+            }
+            if streaming >= opts.max_streams.max(1) {
+                f.row.state = StreamState::NotFollowed;
+                not_followed.push(name);
+                continue;
+            }
+            if f.opened == 0 {
+                plan.events.push(FollowEvent::Added { pod: name.clone() });
+            }
+            // Reopen from the last line seen (no replay of old history); a new
+            // stream starts with the bounded tail.
+            let params = match f.row.logged_at {
+                Some(t) if f.opened > 0 => LogParams {
+                    container: target.container.clone(),
+                    follow: true,
+                    since_time: Some(t),
+                    timestamps: true,
+                    ..LogParams::default()
+                },
+                _ => tail_params(
+                    target.container.as_deref(),
+                    opts.tail.tail_lines,
+                    &opts.tail,
+                    true,
+                ),
+            };
+            f.opened += 1;
+            f.streaming = true;
+            f.row.state = StreamState::Opening;
+            plan.start.push((target, params));
+            streaming += 1;
         }
+        if !not_followed.is_empty() && not_followed != self.last_not_followed {
+            plan.events.push(FollowEvent::NotFollowed {
+                pods: not_followed.clone(),
+                limit: opts.max_streams,
+            });
+        }
+        self.last_not_followed = not_followed;
+        plan
     }
-
-    let mut streaming = pods.values().filter(|f| f.task.is_some()).count();
-    let mut not_followed = Vec::new();
-    for target in targets {
-        let name = target.pod.clone();
-        let f = pods.entry(name.clone()).or_insert_with(|| Followed {
-            row: FollowRow {
-                target: target.clone(),
-                state: StreamState::NotFollowed,
-                ..Default::default()
-            },
-            task: None,
-            opened: 0,
-            last_end: None,
-        });
-        f.row.target.node = target.node.clone();
-        if f.task.is_some() {
-            continue;
-        }
-        if let Some(why) = &target.not_loggable {
-            f.row.state = StreamState::Waiting(why.clone());
-            continue;
-        }
-        // A finished pod's log will not grow: read it once. Others are
-        // reopened after their stream ended, a bounded number of times.
-        if f.opened > 0 && (target.finished || f.opened > opts.max_reopen) {
-            continue;
-        }
-        if streaming >= opts.max_streams.max(1) {
-            f.row.state = StreamState::NotFollowed;
-            not_followed.push(name);
-            continue;
-        }
-        if f.opened == 0 {
-            events.push(FollowEvent::Added { pod: name.clone() });
-        }
-        // Reopen from the last line seen (no replay of old history); a new
-        // stream starts with the bounded tail.
-        let params = match f.row.logged_at {
-            Some(t) if f.opened > 0 => LogParams {
-                container: target.container.clone(),
-                follow: true,
-                since_time: Some(t),
-                timestamps: true,
-                ..LogParams::default()
-            },
-            _ => tail_params(
-                target.container.as_deref(),
-                opts.tail.tail_lines,
-                &opts.tail,
-                true,
-            ),
-        };
-        f.opened += 1;
-        f.row.state = StreamState::Opening;
-        f.task = Some(tokio::spawn(stream_one(
-            api.clone(),
-            target,
-            pattern.clone(),
-            params,
-            tx.clone(),
-        )));
-        streaming += 1;
-    }
-    if !not_followed.is_empty() && not_followed != *last_not_followed {
-        events.push(FollowEvent::NotFollowed {
-            pods: not_followed.clone(),
-            limit: opts.max_streams,
-        });
-    }
-    *last_not_followed = not_followed;
 }
 
 /// One pod's log stream: each chunk that arrives is split into lines, and
@@ -425,4 +442,195 @@ async fn stream_one(
             .await;
     }
     let _ = tx.send(StreamMsg::Ended { pod, uid, message }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(pod: &str, uid: &str) -> LogTarget {
+        LogTarget {
+            pod: pod.into(),
+            uid: Some(uid.into()),
+            container: Some("server".into()),
+            ..Default::default()
+        }
+    }
+
+    fn opts(max_streams: usize) -> FollowOptions {
+        FollowOptions {
+            max_streams,
+            max_reopen: 2,
+            ..FollowOptions::default()
+        }
+    }
+
+    fn started(plan: &Plan) -> Vec<&str> {
+        plan.start.iter().map(|(t, _)| t.pod.as_str()).collect()
+    }
+
+    #[test]
+    fn new_pods_are_picked_up_and_gone_pods_dropped() {
+        let mut t = Tracker::default();
+        let plan = t.reconcile(vec![target("a", "1"), target("b", "2")], &opts(10));
+        assert_eq!(started(&plan), ["a", "b"]);
+        assert_eq!(
+            plan.events,
+            [
+                FollowEvent::Added { pod: "a".into() },
+                FollowEvent::Added { pod: "b".into() }
+            ]
+        );
+        let (_, params) = &plan.start[0];
+        assert!(params.follow && params.timestamps);
+        assert_eq!(params.tail_lines, Some(500));
+        assert_eq!(params.limit_bytes, None);
+
+        // The same LIST again: nothing to do.
+        let plan = t.reconcile(vec![target("a", "1"), target("b", "2")], &opts(10));
+        assert!(
+            plan.start.is_empty() && plan.stop.is_empty() && plan.events.is_empty(),
+            "{plan:?}"
+        );
+
+        // b goes away, c appears later.
+        let plan = t.reconcile(vec![target("a", "1"), target("c", "3")], &opts(10));
+        assert_eq!(plan.stop, ["b"]);
+        assert_eq!(started(&plan), ["c"]);
+        assert_eq!(
+            plan.events,
+            [
+                FollowEvent::Gone { pod: "b".into() },
+                FollowEvent::Added { pod: "c".into() }
+            ]
+        );
+        assert_eq!(t.rows().keys().collect::<Vec<_>>(), ["a", "c"]);
+    }
+
+    #[test]
+    fn a_pod_recreated_under_the_same_name_is_a_new_pod() {
+        let mut t = Tracker::default();
+        let _ = t.reconcile(vec![target("a", "1")], &opts(10));
+        let _ = t.on_msg(StreamMsg::Active {
+            pod: "a".into(),
+            uid: Some("1".into()),
+            active: 4,
+            time: None,
+        });
+        let plan = t.reconcile(vec![target("a", "2")], &opts(10));
+        assert_eq!(plan.stop, ["a"]);
+        assert_eq!(started(&plan), ["a"]);
+        assert_eq!(
+            plan.events,
+            [
+                FollowEvent::Gone { pod: "a".into() },
+                FollowEvent::Added { pod: "a".into() }
+            ]
+        );
+        assert_eq!(t.rows()["a"].active, None);
+        // A late message of the old stream is ignored.
+        let stale = StreamMsg::Active {
+            pod: "a".into(),
+            uid: Some("1".into()),
+            active: 9,
+            time: None,
+        };
+        assert_eq!(t.on_msg(stale), None);
+        assert_eq!(t.rows()["a"].active, None);
+    }
+
+    #[test]
+    fn values_update_the_row_and_ended_streams_are_reopened_from_the_last_line() {
+        let mut t = Tracker::default();
+        let _ = t.reconcile(vec![target("a", "1")], &opts(10));
+        let at: Timestamp = "2026-11-26T23:40:01Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let e = t.on_msg(StreamMsg::Active {
+            pod: "a".into(),
+            uid: Some("1".into()),
+            active: 3,
+            time: Some(at),
+        });
+        assert_eq!(
+            e,
+            Some(FollowEvent::Active {
+                pod: "a".into(),
+                active: 3,
+                time: Some(at)
+            })
+        );
+        assert_eq!(t.rows()["a"].state, StreamState::Streaming);
+        assert_eq!(t.rows()["a"].logged_at, Some(at));
+
+        let ended = || StreamMsg::Ended {
+            pod: "a".into(),
+            uid: Some("1".into()),
+            message: "log stream ended".into(),
+        };
+        assert!(matches!(t.on_msg(ended()), Some(FollowEvent::Ended { .. })));
+        let plan = t.reconcile(vec![target("a", "1")], &opts(10));
+        assert_eq!(started(&plan), ["a"]);
+        assert!(
+            plan.events.is_empty(),
+            "a reopen is not a new pod: {plan:?}"
+        );
+        let (_, params) = &plan.start[0];
+        assert_eq!(params.since_time, Some(at));
+        assert_eq!(params.tail_lines, None);
+
+        // The same end again is not reported twice; reopening is bounded.
+        assert_eq!(t.on_msg(ended()), None);
+        let plan = t.reconcile(vec![target("a", "1")], &opts(10));
+        assert_eq!(started(&plan), ["a"]);
+        let _ = t.on_msg(ended());
+        let plan = t.reconcile(vec![target("a", "1")], &opts(10));
+        assert!(
+            plan.start.is_empty(),
+            "opened 3 times with max_reopen 2: {plan:?}"
+        );
+    }
+
+    #[test]
+    fn finished_pods_are_read_once_and_pending_pods_wait() {
+        let mut t = Tracker::default();
+        let mut done = target("a", "1");
+        done.finished = true;
+        let mut pending = target("b", "2");
+        pending.not_loggable = Some("pod is Pending".into());
+        let plan = t.reconcile(vec![done.clone(), pending.clone()], &opts(10));
+        assert_eq!(started(&plan), ["a"]);
+        assert_eq!(
+            t.rows()["b"].state,
+            StreamState::Waiting("pod is Pending".into())
+        );
+        let _ = t.on_msg(StreamMsg::Ended {
+            pod: "a".into(),
+            uid: Some("1".into()),
+            message: "ended".into(),
+        });
+        // b starts running: picked up then.
+        pending.not_loggable = None;
+        let plan = t.reconcile(vec![done, pending], &opts(10));
+        assert_eq!(started(&plan), ["b"]);
+        assert_eq!(plan.events, [FollowEvent::Added { pod: "b".into() }]);
+    }
+
+    #[test]
+    fn at_most_max_streams_and_the_rest_named_once() {
+        let mut t = Tracker::default();
+        let pods = || vec![target("a", "1"), target("b", "2"), target("c", "3")];
+        let plan = t.reconcile(pods(), &opts(2));
+        assert_eq!(started(&plan), ["a", "b"]);
+        assert!(plan.events.contains(&FollowEvent::NotFollowed {
+            pods: vec!["c".into()],
+            limit: 2
+        }));
+        let plan = t.reconcile(pods(), &opts(2));
+        assert!(plan.events.is_empty(), "named once: {plan:?}");
+        // a goes away: c gets its slot; a never-followed pod going away is silent.
+        let plan = t.reconcile(vec![target("b", "2"), target("c", "3")], &opts(2));
+        assert_eq!(plan.stop, ["a"]);
+        assert_eq!(started(&plan), ["c"]);
+    }
 }
