@@ -66,9 +66,10 @@ impl Codec {
             (Codec::Binary, Message::Binary(b)) if !b.is_empty() => Some((b[0], b.slice(1..))),
             (Codec::Base64, Message::Text(t)) if !t.is_empty() => {
                 let s = t.as_str();
-                let ch = s.as_bytes()[0].checked_sub(b'0')?;
+                let ch = s.as_bytes().first()?.checked_sub(b'0')?;
+                // `get` rather than indexing: a non-ASCII first character is not a channel.
                 let data = base64::engine::general_purpose::STANDARD
-                    .decode(&s[1..])
+                    .decode(s.get(1..)?)
                     .ok()?;
                 Some((ch, Bytes::from(data)))
             }
@@ -436,6 +437,7 @@ mod tests {
             let m = codec.encode(3, b"hello");
             assert_eq!(codec.decode(&m), Some((3, Bytes::from_static(b"hello"))));
         }
+        assert_eq!(Codec::Base64.decode(&Message::text("é")), None);
         let init = Codec::Binary.encode(0, &8080u16.to_le_bytes());
         assert_eq!(init.into_data().as_ref(), &[0, 0x90, 0x1f]);
     }
