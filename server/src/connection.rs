@@ -59,13 +59,13 @@ struct Hello<'a> {
     active: usize,
 }
 
-/// Runs an upgraded connection to its end. The permit holds this
-/// connection's place under `--max-connections`; `_drain` tells the server
-/// this connection is still open.
+/// Runs an upgraded connection to its end. The permits hold this
+/// connection's place under `--max-connections` and among the server's
+/// sockets; `_drain` tells the server this connection is still open.
 pub(crate) async fn serve(
     upgraded: Upgraded,
     shared: Arc<Shared>,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
     _drain: mpsc::Sender<()>,
 ) {
     let config = shared.websocket_config;
@@ -100,6 +100,8 @@ enum End {
     Closed(CloseCode, &'static str),
     /// The client went silent for twice the ping interval.
     Idle,
+    /// The client stopped reading: our writes blocked for twice the ping interval.
+    Stalled,
 }
 
 struct Session<'a, S> {
@@ -141,7 +143,7 @@ where
                 let _ = timeout(LINGER, self.ws.close(Some(frame))).await;
                 End::Idle
             }
-            End::Client => End::Client,
+            End::Client | End::Stalled => end,
         };
         debug!(connection = id, ?end, "connection closed");
         drop(active);
@@ -197,8 +199,12 @@ where
                 }
                 first = self.ws.next() => {
                     last_heard = Instant::now();
-                    if let Some(end) = self.answer_batch(first).await {
-                        return end;
+                    // A client that stops reading blocks our writes; give it
+                    // as long as a silent one before dropping it.
+                    match timeout(silence_limit, self.answer_batch(first)).await {
+                        Ok(None) => {}
+                        Ok(Some(end)) => return end,
+                        Err(_) => return End::Stalled,
                     }
                     timer.as_mut().reset(next_ping.min(last_heard + silence_limit));
                 }

@@ -4,14 +4,14 @@
 //! are plain HTTP; anything else is 404.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::{debug, warn};
 
@@ -21,16 +21,27 @@ use crate::server::Shared;
 
 pub(crate) type Body = Full<Bytes>;
 
+/// What a request needs from its TCP connection.
+#[derive(Clone)]
+pub(crate) struct ConnectionContext {
+    pub(crate) shared: Arc<Shared>,
+    /// Keeps the server's drain waiting while held.
+    pub(crate) drain: mpsc::Sender<()>,
+    /// The connection's socket permit; an upgrade carries it into the
+    /// WebSocket task so the socket stays counted for its whole life.
+    pub(crate) socket: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+}
+
 /// Answers one HTTP request. Never fails: every problem is a status code.
 pub(crate) async fn route(
     req: Request<Incoming>,
-    shared: Arc<Shared>,
-    drain: mpsc::Sender<()>,
+    ctx: ConnectionContext,
 ) -> Result<Response<Body>, Infallible> {
+    let shared = &ctx.shared;
     let path = req.uri().path();
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     let response = match path {
-        "/" | "/ws" => upgrade(req, shared, drain),
+        "/" | "/ws" => upgrade(req, &ctx),
         "/healthz" if get => text(StatusCode::OK, "ok\n"),
         "/readyz" if get => {
             if shared.shutdown.is_shutdown() {
@@ -138,7 +149,8 @@ fn is_websocket_key(key: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
-fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, drain: mpsc::Sender<()>) -> Response<Body> {
+fn upgrade(req: Request<Incoming>, ctx: &ConnectionContext) -> Response<Body> {
+    let shared = &ctx.shared;
     let key = match check_upgrade(req.method(), req.version(), req.headers()) {
         Ok(key) => key,
         Err(UpgradeProblem::NotAnUpgrade) => {
@@ -189,11 +201,17 @@ fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, drain: mpsc::Sender<()>)
         );
     };
 
+    let socket = ctx
+        .socket
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(req);
+    let (shared, drain) = (shared.clone(), ctx.drain.clone());
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => connection::serve(upgraded, shared, permit, drain).await,
+            Ok(upgraded) => connection::serve(upgraded, shared, (permit, socket), drain).await,
             Err(e) => debug!("upgrade did not complete: {e}"),
         }
     });

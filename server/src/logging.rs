@@ -20,6 +20,7 @@ pub fn init(format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(false)
         .with_writer(std::io::stdout);
     let result = match format {
         LogFormat::Text => builder.event_format(TextFormat).try_init(),

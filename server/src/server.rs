@@ -2,8 +2,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -17,12 +17,13 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::connection::websocket_config;
-use crate::http::route;
+use crate::http::{ConnectionContext, route};
 use crate::metrics::{Metrics, RejectReason};
 use crate::shutdown::Shutdown;
 
-/// Sockets allowed in the HTTP phase on top of `--max-connections`, so that
-/// health checks, metrics and the 503 answers still get through at the limit.
+/// Sockets allowed on top of `--max-connections`, so that health checks,
+/// metrics and the 503 answers still get through at the limit. Every socket
+/// (HTTP or WebSocket) holds one permit from accept to close.
 const HTTP_HEADROOM: usize = 256;
 
 /// State shared by every connection.
@@ -97,7 +98,7 @@ pub async fn run(
             shared: shared.clone(),
             shutdown: shared.shutdown.clone(),
             drain: drain_tx.clone(),
-            _permit: permit,
+            permit,
         };
         tokio::spawn(conn.serve(http.clone(), stream, peer));
     }
@@ -146,15 +147,19 @@ struct HttpConnection {
     shared: Arc<Shared>,
     shutdown: Shutdown,
     drain: mpsc::Sender<()>,
-    _permit: OwnedSemaphorePermit,
+    /// This socket's permit; moves to the WebSocket task on upgrade.
+    permit: OwnedSemaphorePermit,
 }
 
 impl HttpConnection {
     async fn serve(mut self, http: http1::Builder, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
-        let shared = self.shared.clone();
-        let drain = self.drain.clone();
-        let service = service_fn(move |req| route(req, shared.clone(), drain.clone()));
+        let ctx = ConnectionContext {
+            shared: self.shared.clone(),
+            drain: self.drain.clone(),
+            socket: Arc::new(Mutex::new(Some(self.permit))),
+        };
+        let service = service_fn(move |req| route(req, ctx.clone()));
         let conn = http
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();

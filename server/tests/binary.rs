@@ -166,3 +166,44 @@ async fn a_client_that_ignores_the_close_does_not_hold_the_exit_past_the_drain_t
     assert_eq!(status.code(), Some(0));
     server.wait_line(|l| l.contains("drain timeout")).await;
 }
+
+#[tokio::test]
+async fn many_connections_opened_and_closed_leave_no_count_and_no_descriptors_behind() {
+    let mut server = Binary::start(&[], &[]).await;
+    let pid = server.child.id().expect("running");
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = fds();
+    const ROUNDS: usize = 20;
+    const PER_ROUND: usize = 50;
+    for _ in 0..ROUNDS {
+        let mut clients = Vec::with_capacity(PER_ROUND);
+        for _ in 0..PER_ROUND {
+            clients.push(connect_hello(server.addr).await.0);
+        }
+        // Half say goodbye properly, half just vanish.
+        for (i, mut ws) in clients.into_iter().enumerate() {
+            if i % 2 == 0 {
+                ws.close(None).await.expect("close");
+            }
+        }
+    }
+    let deadline = Instant::now() + WAIT;
+    while metric(server.addr, "websocket_active_connections").await != 0 {
+        assert!(Instant::now() < deadline, "connections left open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        metric(server.addr, "websocket_connections_total").await,
+        (ROUNDS * PER_ROUND) as u64
+    );
+    server.wait_line(|l| active_count(l) == Some(0)).await;
+    let after = fds();
+    assert!(
+        after <= before + 2,
+        "file descriptors grew from {before} to {after}"
+    );
+}

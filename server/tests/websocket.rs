@@ -260,6 +260,38 @@ async fn a_silent_client_is_pinged_then_closed_after_twice_the_interval() {
 }
 
 #[tokio::test]
+async fn a_client_that_sends_but_never_reads_is_dropped() {
+    let interval = Duration::from_millis(200);
+    let server = InProcess::start(Config {
+        ping_interval: interval,
+        hello: false,
+        ..config()
+    })
+    .await;
+    let mut stream = raw_upgrade(server.addr).await;
+    let frame = masked_frame(true, 0x2, &[0u8; 64 * 1024]);
+    let started = Instant::now();
+    // Echoes pile up unread until the server gives up and resets the socket.
+    let outcome = timeout(WAIT, async {
+        for _ in 0..100_000 {
+            if stream.write_all(&frame).await.is_err() {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the server drops the stalled client in time");
+    assert!(
+        outcome,
+        "the server kept accepting data from a client that never reads"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    wait_metric(server.addr, "websocket_active_connections", 0).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn malformed_and_plain_requests_get_4xx() {
     let server = InProcess::start(config()).await;
     let addr = server.addr;
