@@ -3,9 +3,9 @@
 //! Errors (`Err`) are usage or connection problems: the caller exits 2.
 
 pub mod check;
-pub mod spread;
 pub mod logs;
 pub mod per_pod;
+pub mod spread;
 
 use std::io::Write;
 
