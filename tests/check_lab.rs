@@ -344,10 +344,25 @@ async fn golden_text_for_the_dev_overlay() {
             path.display()
         )
     });
-    assert_eq!(
-        r.stdout, want,
-        "text output changed; if intended, regenerate with UPDATE_GOLDEN=1"
-    );
+    if r.stdout != want {
+        let (line, got, expected) = r
+            .stdout
+            .lines()
+            .chain(std::iter::repeat("<end of output>"))
+            .zip(want.lines().chain(std::iter::repeat("<end of file>")))
+            .take(r.stdout.lines().count().max(want.lines().count()))
+            .enumerate()
+            .find(|(_, (g, w))| g != w)
+            .map(|(i, (g, w))| (i + 1, g.to_string(), w.to_string()))
+            .unwrap_or((0, "(line endings differ)".into(), String::new()));
+        panic!(
+            "text output differs from {} at line {line}:\n  got:      {got}\n  expected: {expected}\n\
+             If the change is intended, regenerate: UPDATE_GOLDEN=1 cargo test -p kubectl-wsaffinity --test check_lab golden\n\
+             --- full output ---\n{}",
+            path.display(),
+            r.stdout
+        );
+    }
     assert!(!r.stdout.contains('\u{1b}'));
 }
 
