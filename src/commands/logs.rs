@@ -104,11 +104,12 @@ async fn one_shot(
             render::report(out, &report, &config.output, false).context("writing the report")?
         }
         OutputFormat::Text | OutputFormat::Wide => {
-            let hint = format!(
-                "no line matching `{}` in the last {} lines",
-                logs.pattern.as_str(),
-                logs.tail.tail_lines
-            );
+            let since = logs
+                .tail
+                .since
+                .map(|d| format!(", --since {}s", d.as_secs()))
+                .unwrap_or_default();
+            let hint = format!("no match in the last {} lines{since}", logs.tail.tail_lines);
             let opts = LogsTextOptions {
                 color: config.output.color,
                 wide: config.output.format == OutputFormat::Wide,

@@ -299,6 +299,7 @@ impl FollowPrinter {
 /// The plain (piped) line for an event; `None` for events that print nothing.
 pub fn plain_line(event: &FollowEvent) -> Option<String> {
     Some(match event {
+        FollowEvent::Opened { .. } | FollowEvent::Polled => return None,
         FollowEvent::Added { pod } => format!("{pod} following"),
         FollowEvent::Active { pod, active, .. } => format!("{pod} active={active}"),
         FollowEvent::Gone { pod } => format!("{pod} gone"),

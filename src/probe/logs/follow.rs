@@ -70,6 +70,11 @@ pub enum StreamState {
 pub enum FollowEvent {
     /// A pod was picked up.
     Added { pod: String },
+    /// A pod's stream is open.
+    Opened { pod: String },
+    /// The pod LIST was read (nothing changed necessarily): lets a live table
+    /// refresh its ages.
+    Polled,
     /// A pod logged a (new or repeated) value.
     Active {
         pod: String,
@@ -198,6 +203,7 @@ pub async fn follow<S, F>(
                             }
                         }
                         events.extend(plan.events);
+                        events.push(FollowEvent::Polled);
                     }
                     Ok(Err(e)) => events.push(FollowEvent::ListFailed { message: api_error_text(&e) }),
                     Err(_) => events.push(FollowEvent::ListFailed { message: "listing pods timed out".into() }),
@@ -245,9 +251,9 @@ impl Tracker {
             .get_mut(pod)
             .filter(|f| &f.row.target.uid == uid)?;
         match msg {
-            StreamMsg::Opened { .. } => {
+            StreamMsg::Opened { pod, .. } => {
                 f.row.state = StreamState::Streaming;
-                None
+                Some(FollowEvent::Opened { pod })
             }
             StreamMsg::Active {
                 pod, active, time, ..
