@@ -156,6 +156,15 @@ async fn counts_match_the_connections_opened_to_each_pod() {
         );
         assert!(l["started"].as_str().is_some(), "{l}");
     }
+    assert_eq!(
+        report["service"]["name"], "dev-websocket-server",
+        "{report:#}"
+    );
+    assert_eq!(
+        report["endpoints"].as_array().map(Vec::len),
+        Some(2),
+        "{report:#}"
+    );
     // 5 and 1: max/mean 1.67 over the threshold -> WSA064 from the engine.
     assert_eq!(codes(&report), ["WSA064"], "{report:#}");
 
@@ -294,6 +303,7 @@ async fn a_custom_pattern_and_a_label_selector_work() {
     );
     assert_eq!(active_of(&report, &b), Some(4), "{report:#}");
     assert!(report["target"].is_null(), "{report:#}");
+    assert!(report["service"].is_null(), "{report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@ use crate::probe::logs::pods::{ContainerChoice, log_targets};
 use crate::probe::logs::{LogsConfig, PodSelection, follow, read_all};
 use crate::render;
 use crate::render::logs::{FollowPrinter, LogsTextOptions};
-use crate::report::{Finding, Report};
+use crate::report::Report;
 use crate::snapshot::{Observations, PodLog, Snapshot, TargetRef};
 
 /// The pods to read, found once.
@@ -137,21 +137,35 @@ fn build_report(found: &Found, pod_logs: Vec<PodLog>) -> Report {
         logs: Some(pod_logs),
         ..Default::default()
     };
-    let findings = log_findings(&found.snapshot, &observations);
+    let engine = diagnose_logs(&found.snapshot, &observations);
+    let findings = engine
+        .findings
+        .into_iter()
+        .filter(|f| LOG_CODES.contains(&f.code))
+        .collect();
     Report {
         target: found.target.clone(),
         namespace: found.snapshot.namespace.clone(),
+        // The facts about the Service (none with -l); the verdict and paths
+        // of `check` are not repeated here.
+        service: found.snapshot.service.as_ref().and(engine.service),
+        endpoints: if found.snapshot.service.is_some() {
+            engine.endpoints
+        } else {
+            Vec::new()
+        },
         observations,
         findings,
         ..Default::default()
     }
 }
 
-/// The findings about the logged counts (WSA063 no line, WSA064 uneven),
-/// from the diagnose engine. With `-l` there is no Service: the rules run
-/// against a stand-in that selects the same pods, so they see the same logs.
-fn log_findings(snapshot: &Snapshot, observations: &Observations) -> Vec<Finding> {
-    let report = match &snapshot.service {
+/// Runs the diagnose engine over the snapshot and the logs; the findings
+/// about the logged counts (WSA063 no line, WSA064 uneven) are kept. With
+/// `-l` there is no Service: the rules run against a stand-in named after
+/// the selector, so they see the same logs.
+fn diagnose_logs(snapshot: &Snapshot, observations: &Observations) -> Report {
+    match &snapshot.service {
         Some(_) => diagnose::diagnose(snapshot, observations, None),
         None => {
             let mut snap = snapshot.clone();
@@ -165,12 +179,7 @@ fn log_findings(snapshot: &Snapshot, observations: &Observations) -> Vec<Finding
             });
             diagnose::diagnose(&snap, observations, None)
         }
-    };
-    report
-        .findings
-        .into_iter()
-        .filter(|f| LOG_CODES.contains(&f.code))
-        .collect()
+    }
 }
 
 /// The catalog codes `logs` reports.
