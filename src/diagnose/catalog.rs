@@ -180,7 +180,7 @@ pub static CATALOG: &[RuleInfo] = &[
         code: "WSA034",
         severity: Warning,
         title: "proxy or load-balancer timeout cuts idle WebSockets",
-        what: "A proxy in front of the pods closes connections that stay idle longer than its timeout: ingress-nginx `proxy-read-timeout`/`proxy-send-timeout` (60 s by default), AWS ALB `idle_timeout.timeout_seconds` (60 s), GKE BackendConfig `timeoutSec` (30 s), or an explicit Contour, HAProxy, Istio or Gateway API timeout below 3600 s. A malformed timeout value is reported here too.",
+        what: "A proxy in front of the pods closes connections that stay idle longer than its timeout: ingress-nginx `proxy-read-timeout`/`proxy-send-timeout` (60 s by default), AWS ALB `idle_timeout.timeout_seconds` (60 s), GKE BackendConfig `timeoutSec` (30 s), or an explicit Contour, HAProxy, Istio or Gateway API timeout below 3600 s. A malformed timeout value is reported here too; ingress-nginx wants whole seconds (`\"3600\"`) and ignores `\"3600s\"`, falling back to 60 s.",
         why: "A WebSocket that sends nothing for longer than the timeout is closed by the proxy; clients then reconnect, often in bursts. Server pings shorter than the timeout keep it open, but the usual fix is a longer timeout.",
         example: "nginx.ingress.kubernetes.io/proxy-read-timeout: \"3600\"\nnginx.ingress.kubernetes.io/proxy-send-timeout: \"3600\"",
         fix: "Raise the timeout to at least 3600 s on the Ingress or route (annotations above; ALB: `alb.ingress.kubernetes.io/load-balancer-attributes: idle_timeout.timeout_seconds=3600`; GKE: BackendConfig `spec.timeoutSec: 3600`), and/or send pings more often than the timeout.",

@@ -111,10 +111,27 @@ pub fn parse(r: &mut Route, ann: &BTreeMap<String, String>) {
     }
     for key in ["proxy-read-timeout", "proxy-send-timeout"] {
         match get(key) {
-            Some(v) => r.timeout_value(key, v, ev(key)),
+            // ingress-nginx reads these as a whole number of seconds.
+            Some(v) if is_whole_seconds(v) => r.timeout_value(key, v, ev(key)),
+            Some(v) => {
+                r.problem(
+                    "WSA034",
+                    format!("{}={v}", ev(key)),
+                    format!(
+                        "ingress-nginx expects a whole number of seconds such as \"3600\" and ignores `{v}`, so the default applies"
+                    ),
+                );
+                r.default_timeout(key, DEFAULT_PROXY_TIMEOUT, ev(key));
+            }
             None => r.default_timeout(key, DEFAULT_PROXY_TIMEOUT, ev(key)),
         }
     }
+}
+
+/// `"3600"`: digits only (surrounding blanks tolerated).
+fn is_whole_seconds(v: &str) -> bool {
+    let v = v.trim();
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn route_list(routes: &[&Route]) -> String {
@@ -440,7 +457,7 @@ mod tests {
             ("session-cookie-expires", "1h"),
             ("affinity-mode", "persistent"),
             ("load-balance", "ewma"),
-            ("proxy-read-timeout", "3600s"),
+            ("proxy-read-timeout", "3600"),
         ]
         .iter()
         .map(|(k, v)| (format!("{P}{k}"), v.to_string()))
@@ -649,11 +666,30 @@ mod tests {
     }
 
     #[test]
+    fn wsa034_fires_for_unit_suffixed_nginx_timeouts() {
+        // ingress-nginx ignores "3600s" and falls back to 60 s (kubernetes/ingress-nginx#11726).
+        let s = with_ingress(
+            service("web"),
+            nginx()
+                .annotation(&format!("{P}proxy-read-timeout"), "3600s")
+                .annotation(&format!("{P}proxy-send-timeout"), "3600"),
+        );
+        let f = run(wsa034_timeouts, &s);
+        assert_eq!(codes(&f), vec!["WSA034"]);
+        assert!(
+            f[0].detail.contains("default of 60 s")
+                && f[0].detail.contains("whole number of seconds"),
+            "{}",
+            f[0].detail
+        );
+    }
+
+    #[test]
     fn wsa034_silent_with_long_timeouts() {
         let s = with_ingress(
             service("web"),
             nginx()
-                .annotation(&format!("{P}proxy-read-timeout"), "1h")
+                .annotation(&format!("{P}proxy-read-timeout"), " 3600 ")
                 .annotation(&format!("{P}proxy-send-timeout"), "7200"),
         );
         assert!(run(wsa034_timeouts, &s).is_empty());
