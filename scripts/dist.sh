@@ -44,7 +44,7 @@ awk -v ver="v$version" -v sha="$sha" -v name="$name" '
   /^  version:/ { print "  version: " ver; next }
   /^  - selector:/ { plat++ }
   plat == 1 && /^    uri:/ { sub(/uri:.*/, "uri: https://github.com/kubectl-wsaffinity/kubectl-wsaffinity/releases/download/" ver "/" name) }
-  plat == 1 && /^    sha256:/ { sub(/sha256:.*/, "sha256: " sha) }
+  plat == 1 && /^    sha256:/ { sub(/sha256:.*/, "sha256: \"" sha "\"") }
   { print }
 ' "$manifest" > "$tmp"
 cat "$tmp" > "$manifest"; rm -f "$tmp"

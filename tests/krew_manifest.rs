@@ -34,9 +34,14 @@ fn krew_violations(m: &Value) -> Vec<String> {
     let spec = &m["spec"];
     let version = spec["version"].as_str().unwrap_or("");
     if !semver.is_match(version) {
-        bad.push(format!("spec.version {version:?} is not semver with a leading v"));
+        bad.push(format!(
+            "spec.version {version:?} is not semver with a leading v"
+        ));
     }
-    if spec["shortDescription"].as_str().is_none_or(|s| s.is_empty() || s.contains('\n')) {
+    if spec["shortDescription"]
+        .as_str()
+        .is_none_or(|s| s.is_empty() || s.contains('\n'))
+    {
         bad.push("spec.shortDescription must be one non-empty line".into());
     }
     let platforms = spec["platforms"].as_array().cloned().unwrap_or_default();
@@ -44,7 +49,10 @@ fn krew_violations(m: &Value) -> Vec<String> {
         bad.push("spec.platforms is empty".into());
     }
     for (i, p) in platforms.iter().enumerate() {
-        let labels = p["selector"]["matchLabels"].as_object().cloned().unwrap_or_default();
+        let labels = p["selector"]["matchLabels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         if labels.is_empty() {
             bad.push(format!("platform {i}: empty selector"));
         }
@@ -57,7 +65,9 @@ fn krew_violations(m: &Value) -> Vec<String> {
             }
         }
         if !p["sha256"].as_str().is_some_and(|s| hex64.is_match(s)) {
-            bad.push(format!("platform {i}: sha256 is not 64 lowercase hex digits"));
+            bad.push(format!(
+                "platform {i}: sha256 is not 64 lowercase hex digits"
+            ));
         }
         if p["uri"].as_str().is_none_or(str::is_empty) {
             bad.push(format!("platform {i}: uri is empty"));
@@ -84,7 +94,10 @@ fn krew_violations(m: &Value) -> Vec<String> {
 fn committed_manifest_passes_krew_validation() {
     let m = load_manifest(&Path::new(REPO).join("plugin.yaml"));
     assert_eq!(krew_violations(&m), Vec::<String>::new());
-    assert_eq!(m["spec"]["version"], format!("v{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        m["spec"]["version"],
+        format!("v{}", env!("CARGO_PKG_VERSION"))
+    );
     assert_eq!(m["metadata"]["name"], "wsaffinity");
 }
 
@@ -114,9 +127,16 @@ fn release_archive_installs_as_a_kubectl_plugin() {
         .arg(&manifest)
         .output()
         .expect("run scripts/dist.sh");
-    assert!(out.status.success(), "dist.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dist.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let archive = PathBuf::from(
-        String::from_utf8_lossy(&out.stdout).lines().next().expect("dist.sh prints the archive path"),
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("dist.sh prints the archive path"),
     );
     let version = env!("CARGO_PKG_VERSION");
     assert!(
@@ -127,29 +147,60 @@ fn release_archive_installs_as_a_kubectl_plugin() {
     // The manifest now names this archive's sha256 and still validates.
     let m = load_manifest(&manifest);
     assert_eq!(krew_violations(&m), Vec::<String>::new());
-    let sha = Command::new("sha256sum").arg(&archive).output().expect("sha256sum");
-    let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap_or("").to_string();
+    let sha = Command::new("sha256sum")
+        .arg(&archive)
+        .output()
+        .expect("sha256sum");
+    let sha = String::from_utf8_lossy(&sha.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
     assert_eq!(m["spec"]["platforms"][0]["sha256"], Value::from(sha));
 
     // Every file krew would copy is in the archive, the bin among them.
-    let listing = Command::new("tar").arg("-tzf").arg(&archive).output().expect("tar -t");
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&archive)
+        .output()
+        .expect("tar -t");
     let listing = String::from_utf8_lossy(&listing.stdout).to_string();
     let platform = &m["spec"]["platforms"][0];
     for f in platform["files"].as_array().expect("files") {
         let from = f["from"].as_str().expect("from");
-        assert!(listing.lines().any(|l| l == from), "{from} missing from archive: {listing}");
+        assert!(
+            listing.lines().any(|l| l == from),
+            "{from} missing from archive: {listing}"
+        );
     }
     let bin = platform["bin"].as_str().expect("bin");
 
     // Install as krew does (unpack, put the bin on PATH) and ask kubectl.
     let bindir = work.join("bin");
     std::fs::create_dir_all(&bindir).expect("mkdir bin");
-    let untar = Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&bindir).status().expect("tar -x");
+    let untar = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&bindir)
+        .status()
+        .expect("tar -x");
     assert!(untar.success());
-    let path = format!("{}:{}", bindir.display(), std::env::var("PATH").unwrap_or_default());
-    let list = Command::new("kubectl").args(["plugin", "list"]).env("PATH", &path).output().expect("kubectl plugin list");
+    let path = format!(
+        "{}:{}",
+        bindir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let list = Command::new("kubectl")
+        .args(["plugin", "list"])
+        .env("PATH", &path)
+        .output()
+        .expect("kubectl plugin list");
     let listed = String::from_utf8_lossy(&list.stdout);
-    assert!(listed.contains(&format!("{}/{bin}", bindir.display())), "kubectl plugin list: {listed}");
+    assert!(
+        listed.contains(&format!("{}/{bin}", bindir.display())),
+        "kubectl plugin list: {listed}"
+    );
 
     let help = Command::new("kubectl")
         .args(["wsaffinity", "--help"])
@@ -157,7 +208,14 @@ fn release_archive_installs_as_a_kubectl_plugin() {
         .env("KUBECONFIG", work.join("no-such-kubeconfig"))
         .output()
         .expect("kubectl wsaffinity --help");
-    assert!(help.status.success(), "{}", String::from_utf8_lossy(&help.stderr));
+    assert!(
+        help.status.success(),
+        "{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
     let text = String::from_utf8_lossy(&help.stdout);
-    assert!(text.contains("kubectl wsaffinity"), "help should name the kubectl form: {text}");
+    assert!(
+        text.contains("kubectl wsaffinity"),
+        "help should name the kubectl form: {text}"
+    );
 }
