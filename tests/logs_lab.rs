@@ -490,3 +490,63 @@ async fn follow_on_a_terminal_redraws_a_table_in_place() {
     assert!(row(&a).ends_with("following"), "{last}");
     assert!(row(&b).contains(" - "), "{last}");
 }
+
+/// A pod with a sidecar listed first: without `-c` the container that
+/// declares the Service's targetPort (`ws`) is read; a wrong `-c` is each
+/// pod's error (exit 1), not a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_container_serving_the_port_is_read_and_a_wrong_one_is_reported() {
+    let dev = include_str!("../lab/scenarios/dev.yaml");
+    let anchor = "      containers:\n        - name: websocket-server\n";
+    assert!(dev.contains(anchor), "the dev scenario changed shape");
+    let with_sidecar = dev.replace(
+        anchor,
+        "      containers:\n        - name: log-shipper\n          image: busybox\n        - name: websocket-server\n",
+    );
+    let lab = Lab::start(LabOptions {
+        scenario: Scenario::Yaml(with_sidecar),
+        tls: false,
+        processes: true,
+    })
+    .await
+    .expect("lab starts");
+    let (a, b, addr_a, _) = two_pods(&lab);
+    let _conns = open(addr_a, 4).await;
+    let report = json_until(&lab, &[SVC, "-o", "json"], |r| active_of(r, &a) == Some(4)).await;
+    assert_eq!(active_of(&report, &a), Some(4), "{report:#}");
+    assert!(
+        pod_logs(&report).iter().all(|l| l["error"].is_null()),
+        "{report:#}"
+    );
+
+    let r = run(&lab, &[SVC, "-c", "nope"]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    for pod in [&a, &b] {
+        let row = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(pod.as_str()))
+            .unwrap_or_default();
+        assert!(
+            row.contains("error: container nope is not valid"),
+            "{}",
+            r.stdout
+        );
+    }
+}
+
+/// `--since` keeps only newer lines (sinceSeconds): an older count is not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_skips_older_lines() {
+    let lab = lab().await;
+    let (a, _, _, _) = two_pods(&lab);
+    lab.append_log(NS, &a, "INFO Active connections: 3\n");
+    let report = run(&lab, &[SVC, "-o", "json"]).await.json();
+    assert_eq!(active_of(&report, &a), Some(3), "{report:#}");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let report = run(&lab, &[SVC, "-o", "json", "--since", "1s"])
+        .await
+        .json();
+    assert_eq!(active_of(&report, &a), None, "{report:#}");
+    assert!(codes(&report).iter().all(|c| c == "WSA063"), "{report:#}");
+}
