@@ -169,6 +169,61 @@ pub fn compute(svc: &Value, pods: &[&Value], nodes: &[&Value], now: &str) -> Vec
     out
 }
 
+/// The v1 Endpoints object the endpoints controller keeps beside the slices.
+pub fn compute_endpoints(svc: &Value, slices: &[Value]) -> Option<Value> {
+    svc.pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())?;
+    let ns = s(svc, "/metadata/namespace");
+    let name = s(svc, "/metadata/name");
+    let subsets: Vec<Value> = slices
+        .iter()
+        .filter(|sl| !arr(sl, "/endpoints").is_empty())
+        .map(|sl| {
+            let (mut ready, mut not_ready) = (Vec::new(), Vec::new());
+            for ep in arr(sl, "/endpoints") {
+                let address = json!({"ip": ep["addresses"][0], "nodeName": ep["nodeName"],
+                    "targetRef": ep["targetRef"]});
+                if ep["conditions"]["ready"] == true {
+                    ready.push(address);
+                } else {
+                    not_ready.push(address);
+                }
+            }
+            let mut subset = json!({"ports": sl["ports"]});
+            if !ready.is_empty() {
+                subset["addresses"] = json!(ready);
+            }
+            if !not_ready.is_empty() {
+                subset["notReadyAddresses"] = json!(not_ready);
+            }
+            subset
+        })
+        .collect();
+    let mut labels = svc
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    let mut ep = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+    });
+    if !subsets.is_empty() {
+        ep["subsets"] = json!(subsets);
+    }
+    Some(ep)
+}
+
+fn arr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +259,22 @@ mod tests {
         assert_eq!(sl["endpoints"][1]["conditions"]["serving"], false);
         assert_eq!(sl["endpoints"][0]["zone"], "z1");
         assert_eq!(sl["endpoints"][0]["targetRef"]["name"], "a");
+    }
+
+    #[test]
+    fn endpoints_split_ready_and_not_ready() {
+        let (a, b) = (pod("a", true, "ws"), pod("b", false, "ws"));
+        let slices = compute(&svc(), &[&a, &b], &[], "t");
+        let ep = compute_endpoints(&svc(), &slices).unwrap();
+        assert_eq!(ep["subsets"][0]["addresses"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            ep["subsets"][0]["notReadyAddresses"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080);
     }
 
     #[test]

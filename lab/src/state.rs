@@ -67,20 +67,85 @@ pub fn refresh_slices(store: &mut Store, managed: &BTreeSet<(String, String)>, n
                 })
     };
     store.remove_where("discovery.k8s.io", "endpointslices", is_managed);
-    let mut slices = Vec::new();
+    let mut objects = Vec::new();
     {
         let pods = store.list("", "pods", None);
         let nodes = store.list("", "nodes", None);
         for (ns, name) in managed {
             if let Some(svc) = store.get("", "services", ns, name) {
-                slices.extend(endpointslice::compute(svc, &pods, &nodes, now));
+                let slices = endpointslice::compute(svc, &pods, &nodes, now);
+                objects.extend(endpointslice::compute_endpoints(svc, &slices));
+                objects.extend(slices);
             }
         }
     }
-    for s in slices {
-        if let Err(e) = store.put(s) {
-            tracing::warn!("endpointslice: {e}");
+    for o in objects {
+        if let Err(e) = store.put(o) {
+            tracing::warn!("endpoints: {e}");
         }
+    }
+    refresh_workload_status(store);
+}
+
+/// Keep Deployment and ReplicaSet ready counts in step with their pods' readiness.
+fn refresh_workload_status(store: &mut Store) {
+    let mut updates = Vec::new();
+    for (plural, ready_paths) in [
+        (
+            "deployments",
+            &["/status/readyReplicas", "/status/availableReplicas"][..],
+        ),
+        (
+            "replicasets",
+            &["/status/readyReplicas", "/status/availableReplicas"][..],
+        ),
+    ] {
+        for w in store.list("apps", plural, None) {
+            let ns = w["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let name = w["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let Some(sel) = w
+                .pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+            else {
+                continue;
+            };
+            let sel: std::collections::BTreeMap<String, String> = sel
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect();
+            let selector = crate::selector::LabelSelector::from_map(&sel);
+            let pods: Vec<&Value> = store
+                .list("", "pods", Some(&ns))
+                .into_iter()
+                .filter(|p| selector.matches(&crate::selector::labels_of(p)))
+                .collect();
+            let ready = pods
+                .iter()
+                .filter(|p| crate::workloads::pod_is_ready(p))
+                .count();
+            let total = w
+                .pointer("/spec/replicas")
+                .and_then(Value::as_u64)
+                .unwrap_or(1) as usize;
+            let unchanged = ready_paths
+                .iter()
+                .all(|p| w.pointer(p).and_then(Value::as_u64) == Some(ready as u64));
+            if !unchanged {
+                updates.push((plural, ns, name, ready, total));
+            }
+        }
+    }
+    for (plural, ns, name, ready, total) in updates {
+        store.update("apps", plural, &ns, &name, |w| {
+            w["status"]["readyReplicas"] = json!(ready);
+            w["status"]["availableReplicas"] = json!(ready);
+            if plural == "deployments" {
+                w["status"]["unavailableReplicas"] = json!(total.saturating_sub(ready));
+            }
+        });
     }
 }
 

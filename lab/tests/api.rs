@@ -167,6 +167,21 @@ async fn kube_rs_lists_with_selectors_and_gets_404_status() {
         .map(|e| e.conditions.as_ref().and_then(|c| c.ready))
         .collect();
     assert!(ready.contains(&Some(false)), "{ready:?}");
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), NS);
+    let d = deploys
+        .get("dev-websocket-server")
+        .await
+        .expect("deployment");
+    assert_eq!(
+        d.status.and_then(|s| s.ready_replicas),
+        Some(1),
+        "deployment status follows pod readiness"
+    );
+    let eps: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(client.clone(), NS);
+    let ep = eps.get("dev-websocket-server").await.expect("v1 Endpoints");
+    let subset = &ep.subsets.expect("subsets")[0];
+    assert_eq!(subset.addresses.as_ref().map(Vec::len), Some(1));
+    assert_eq!(subset.not_ready_addresses.as_ref().map(Vec::len), Some(1));
 
     // 403 on demand; a CRD that isn't installed is 404.
     lab.forbid("ingresses");
