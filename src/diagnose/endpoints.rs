@@ -92,7 +92,8 @@ pub fn wsa002_no_matching_pods(ctx: &Ctx) -> Vec<Finding> {
     }
     let sel = selector_text(ctx);
     if has_selector(ctx) {
-        if !ctx.snap.pods.is_empty() {
+        // Ready endpoints mean pods do match (the pod list may lag behind).
+        if !ctx.snap.pods.is_empty() || ctx.ready_count() > 0 {
             return vec![];
         }
         return vec![finding(
@@ -309,6 +310,14 @@ mod tests {
         assert!(run(wsa002_no_matching_pods, &snap).is_empty());
         let snap = snapshot(service("web").no_selector().build())
             .endpoints(vec![ep("x", "10.0.0.1", "n").build()])
+            .build();
+        assert!(run(wsa002_no_matching_pods, &snap).is_empty());
+    }
+
+    #[test]
+    fn wsa002_silent_when_ready_endpoints_exist_but_pod_list_lags() {
+        let snap = snapshot(service("web").build())
+            .endpoints(vec![ep("web-0", "10.0.0.1", "n1").build()])
             .build();
         assert!(run(wsa002_no_matching_pods, &snap).is_empty());
     }

@@ -128,8 +128,11 @@ pub fn wsa014_local_uneven_nodes(ctx: &Ctx) -> Vec<Finding> {
     vec![finding(
         "WSA014",
         format!(
-            "service `{}` has externalTrafficPolicy Local: the load balancer spreads over nodes and each node over its own pods, so a pod alone on its node gets about {max}× the connections of each pod on a node with {max} ({})",
+            "service `{}` has externalTrafficPolicy Local: the load balancer spreads over nodes and each node over its own pods, so each pod on a node with {} gets about {:.1}× the connections of each pod on a node with {} ({})",
             ctx.name,
+            plural(*min, "pod"),
+            *max as f64 / *min as f64,
+            plural(*max, "pod"),
             spread.join(", ")
         ),
         vec![
@@ -332,7 +335,9 @@ mod tests {
         let f = run(wsa014_local_uneven_nodes, &s);
         assert_eq!(codes(&f), vec!["WSA014"]);
         assert!(
-            f[0].detail.contains("n1: 1 pod") && f[0].detail.contains("n2: 3 pods"),
+            f[0].detail.contains("n1: 1 pod")
+                && f[0].detail.contains("n2: 3 pods")
+                && f[0].detail.contains("about 3.0× the connections"),
             "{}",
             f[0].detail
         );
