@@ -1,8 +1,7 @@
 //! Which pods to read and from which container: pure functions over the Pod
 //! objects of one LIST (the API call itself is `gather::list_pods`).
 
-use k8s_openapi::api::core::v1::{Container, Pod, Service};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Pod, Service};
 
 /// One pod whose log is read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,43 +53,18 @@ impl ContainerChoice {
     }
 }
 
-fn containers(pod: &Pod) -> &[Container] {
-    pod.spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or(&[])
-}
-
-/// The container that declares the Service's first port's `targetPort`
-/// (by name, or by number; an absent targetPort means `port`).
+/// The container that serves the Service's first port, as `ports` resolves
+/// it: the one declaring a named `targetPort` or the port number (else the
+/// default container).
 fn serving_container(svc: &Service, pod: &Pod) -> Option<String> {
-    let sp = svc.spec.as_ref()?.ports.as_ref()?.first()?;
-    let declares = |c: &&Container| {
-        c.ports.iter().flatten().any(|cp| match &sp.target_port {
-            Some(IntOrString::String(name)) => {
-                cp.name.as_deref() == Some(name.as_str())
-                    || name.parse::<i32>().ok() == Some(cp.container_port)
-            }
-            Some(IntOrString::Int(n)) => cp.container_port == *n,
-            None => cp.container_port == sp.port,
-        })
-    };
-    containers(pod)
-        .iter()
-        .find(declares)
-        .map(|c| c.name.clone())
+    let ports = svc.spec.as_ref()?.ports.as_deref()?;
+    let sp = crate::ports::select_service_port(ports, None).ok()?;
+    crate::ports::resolve_target_port(sp, pod).ok()?.container
 }
 
 /// `kubectl.kubernetes.io/default-container`, else the first container (as kubectl logs).
 fn default_container(pod: &Pod) -> Option<String> {
-    let cs = containers(pod);
-    let annotated = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get("kubectl.kubernetes.io/default-container"))
-        .and_then(|n| cs.iter().find(|c| &c.name == n));
-    annotated.or_else(|| cs.first()).map(|c| c.name.clone())
+    crate::ports::default_container(pod, 0).map(str::to_owned)
 }
 
 /// The pods of one LIST as log targets, sorted by name.
@@ -151,6 +125,7 @@ mod tests {
         PodStatus, ServicePort, ServiceSpec,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn pod(name: &str, phase: &str, containers: &[(&str, Option<(&str, i32)>)]) -> Pod {
         Pod {
