@@ -27,11 +27,7 @@ pub fn core_versions(server: &str) -> Value {
 /// Groups (other than core) and their versions, in first-seen order.
 fn groups(store: &Store) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for t in store
-        .types()
-        .iter()
-        .filter(|t| !t.group.is_empty() && store.group_has_content(t))
-    {
+    for t in store.types().iter().filter(|t| !t.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == t.group) {
             Some((_, versions)) if !versions.contains(&t.version) => {
                 versions.push(t.version.clone())
@@ -98,7 +94,7 @@ pub fn resource_list(store: &Store, group: &str, version: &str) -> Option<Value>
     let types: Vec<&ResourceType> = store
         .types()
         .iter()
-        .filter(|t| t.group == group && t.version == version && store.group_has_content(t))
+        .filter(|t| t.group == group && t.version == version)
         .collect();
     if types.is_empty() {
         return None;
@@ -197,9 +193,7 @@ pub fn aggregated(store: &Store, core: bool, api_version: &str) -> Value {
                     let mut types: Vec<&ResourceType> = store
                         .types()
                         .iter()
-                        .filter(|t| {
-                            t.group == group && &t.version == v && store.group_has_content(t)
-                        })
+                        .filter(|t| t.group == group && &t.version == v)
                         .collect();
                     types.sort_by(|a, b| a.plural.cmp(&b.plural));
                     let resources: Vec<Value> =

@@ -30,6 +30,8 @@ impl Store {
         &self.types
     }
 
+    /// Custom types exist only once the scenario has their CRD or an object of
+    /// them, so a custom group shows in discovery only then (else 404, as on a cluster).
     pub fn add_type(&mut self, t: ResourceType) {
         let exists = self
             .types
@@ -52,11 +54,6 @@ impl Store {
         self.types
             .iter()
             .find(|t| t.group == group && t.version == version && t.kind == kind)
-    }
-
-    /// Custom groups appear in discovery only when something in the scenario uses them.
-    pub fn group_has_content(&self, t: &ResourceType) -> bool {
-        t.builtin || self.types.iter().any(|x| !x.builtin && x.group == t.group)
     }
 
     pub fn resource_version(&self) -> String {
