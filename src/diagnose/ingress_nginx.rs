@@ -257,7 +257,7 @@ pub fn wsa032_client_address_hash(ctx: &Ctx) -> Vec<Finding> {
         if !client_address && !constant {
             continue;
         }
-        let detail = if constant {
+        let mut detail = if constant {
             format!(
                 "{} hashes on the constant key `{key}`: every client lands on the same pod",
                 r.tick()
@@ -268,6 +268,11 @@ pub fn wsa032_client_address_hash(ctx: &Ctx) -> Vec<Finding> {
                 r.tick()
             )
         };
+        if r.to_cluster_ip.is_some() {
+            detail.push_str(
+                " (while the route sends to the ClusterIP the hash only chooses among that one upstream; it decides once the route balances to the pods again)",
+            );
+        }
         let fix = if r.controller == Controller::Nginx {
             format!(
                 "remove `{PREFIX}upstream-hash-by` and use `{PREFIX}affinity: cookie`, or hash on a per-user key such as `$cookie_session`: `kubectl annotate ingress {} -n {} {PREFIX}upstream-hash-by- {PREFIX}affinity=cookie`",

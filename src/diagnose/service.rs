@@ -35,8 +35,13 @@ pub fn wsa010_client_ip(ctx: &Ctx) -> Vec<Finding> {
     vec![finding(
         "WSA010",
         format!(
-            "service `{}` has sessionAffinity ClientIP: kube-proxy sends every new connection from one source IP to the same pod for {t_text} after its last connection (the maximum is 86400 s). One laptop is one IP, so all its connections through the ClusterIP land on one pod; many clients with many IPs spread. This is correct for production; it does not move open WebSockets",
-            ctx.name
+            "service `{}` has sessionAffinity ClientIP: kube-proxy sends every new connection from one source IP to the same pod for {t_text} after its last connection (the maximum is 86400 s). One laptop is one IP, so all its connections through the ClusterIP land on one pod; many clients with many IPs spread. {}; it does not move open WebSockets",
+            ctx.name,
+            if snat_groups_by_node(ctx) {
+                "That is fine for in-cluster clients, but external clients of this Service are SNATed to node IPs (see WSA012)"
+            } else {
+                "This is correct for production"
+            }
         ),
         vec![
             format!("{} spec.sessionAffinity=ClientIP", ctx.svc_ref()),
@@ -65,12 +70,16 @@ pub fn wsa011_no_affinity(ctx: &Ctx) -> Vec<Finding> {
     )]
 }
 
+/// External type, Cluster policy and ClientIP: kube-proxy sees node IPs.
+fn snat_groups_by_node(ctx: &Ctx) -> bool {
+    ctx.is_external_type()
+        && ctx.external_traffic_policy() == "Cluster"
+        && ctx.client_ip_timeout().is_some()
+}
+
 /// WSA012: NodePort/LoadBalancer + externalTrafficPolicy Cluster + ClientIP.
 pub fn wsa012_client_ip_behind_snat(ctx: &Ctx) -> Vec<Finding> {
-    if !ctx.is_external_type()
-        || ctx.external_traffic_policy() != "Cluster"
-        || ctx.client_ip_timeout().is_none()
-    {
+    if !snat_groups_by_node(ctx) {
         return vec![];
     }
     let set = ctx
@@ -283,6 +292,24 @@ mod tests {
                 &snapshot(service("web").client_ip(60).build()).build()
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn wsa010_does_not_call_snat_grouping_correct() {
+        let s = snapshot(service("web").client_ip(10800).load_balancer().build()).build();
+        let f = run(wsa010_client_ip, &s);
+        assert!(
+            !f[0].detail.contains("correct for production"),
+            "{}",
+            f[0].detail
+        );
+        assert!(f[0].detail.contains("WSA012"));
+        let s = snapshot(service("web").client_ip(10800).build()).build();
+        assert!(
+            run(wsa010_client_ip, &s)[0]
+                .detail
+                .contains("correct for production")
         );
     }
 
