@@ -259,8 +259,8 @@ async fn resource(
             p.namespace.as_deref(),
         ));
     }
-    match (verb, p.sub.as_deref()) {
-        (_, Some("portforward")) => portforward::handle(state, req, p, q).await,
+    let mut res = match (verb, p.sub.as_deref()) {
+        (_, Some("portforward")) => return portforward::handle(state, req, p, q).await,
         ("get", Some("log")) => pod_log::handle(state, &p, &q),
         ("get", None) => get(&state, &t, &p, &q, &req),
         ("list", None) => list(&state, &t, &p, &q, &req),
@@ -269,7 +269,17 @@ async fn resource(
             "watch is not supported by the wsaffinity lab (a test double)",
         )),
         _ => respond::error(&ApiError::method_not_allowed()),
+    };
+    if t.group.is_empty() && t.plural == "endpoints" {
+        // What a 1.33 API server says about v1 Endpoints (kubectl prints it).
+        res.headers_mut().insert(
+            "Warning",
+            http::HeaderValue::from_static(
+                "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
+            ),
+        );
     }
+    res
 }
 
 fn wants_table(req: &Request<Incoming>) -> bool {

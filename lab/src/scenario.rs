@@ -74,15 +74,30 @@ pub fn load(scenario: &Scenario) -> anyhow::Result<Loaded> {
         })
 }
 
-/// `kubectl kustomize k8s/overlays/dev`, else the bundled copy.
+/// `kubectl kustomize k8s/overlays/dev`, else the bundled copy. Rendered once per
+/// process: tests start many labs and kustomize takes a noticeable moment.
 fn render_dev_overlay() -> (String, String) {
+    static RENDERED: std::sync::Mutex<Option<(PathBuf, (String, String))>> =
+        std::sync::Mutex::new(None);
     let overlay = std::env::var_os("WSAFFINITY_K8S_OVERLAY")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("k8s/overlays/dev"));
+    let mut cache = RENDERED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((path, rendered)) = cache.as_ref()
+        && *path == overlay
+    {
+        return rendered.clone();
+    }
+    let rendered = render_overlay(&overlay);
+    *cache = Some((overlay, rendered.clone()));
+    rendered
+}
+
+fn render_overlay(overlay: &Path) -> (String, String) {
     if overlay.join("kustomization.yaml").is_file() || overlay.join("kustomization.yml").is_file() {
         let out = std::process::Command::new("kubectl")
             .arg("kustomize")
-            .arg(&overlay)
+            .arg(overlay)
             .stdin(std::process::Stdio::null())
             .output();
         match out {

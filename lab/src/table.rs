@@ -179,6 +179,38 @@ fn endpointslice_row(v: &Value) -> (Vec<Value>, Vec<Value>) {
     (cols, cells)
 }
 
+fn endpoints_row(v: &Value) -> (Vec<Value>, Vec<Value>) {
+    let mut all: Vec<String> = Vec::new();
+    for subset in arr(v, "/subsets") {
+        for a in subset["addresses"].as_array().into_iter().flatten() {
+            for p in subset["ports"].as_array().into_iter().flatten() {
+                all.push(format!(
+                    "{}:{}",
+                    a["ip"].as_str().unwrap_or(""),
+                    p["port"].as_u64().unwrap_or(0)
+                ));
+            }
+        }
+    }
+    let more = all.len().saturating_sub(3);
+    all.truncate(3);
+    let mut text = all.join(",");
+    if more > 0 {
+        text.push_str(&format!(" + {more} more..."));
+    }
+    let cols = vec![
+        col("Name", "string", 0),
+        col("Endpoints", "string", 0),
+        col("Age", "string", 0),
+    ];
+    let cells = vec![
+        json!(s(v, "/metadata/name")),
+        json!(or_none(text)),
+        json!(age(v)),
+    ];
+    (cols, cells)
+}
+
 fn ingress_row(v: &Value) -> (Vec<Value>, Vec<Value>) {
     let hosts: Vec<&str> = arr(v, "/spec/rules")
         .iter()
@@ -243,6 +275,7 @@ pub fn to_table(t: &ResourceType, objects: &[&Value], resource_version: &str, q:
     {
         ("", "pods") => pod_row,
         ("", "services") => service_row,
+        ("", "endpoints") => endpoints_row,
         ("discovery.k8s.io", "endpointslices") => endpointslice_row,
         ("networking.k8s.io", "ingresses") => ingress_row,
         ("apps", "deployments") => deployment_row,
