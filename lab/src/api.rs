@@ -1,5 +1,5 @@
 //! Request routing: authentication, counting, fault knobs, then discovery,
-//! GET/LIST, pod logs and port-forward.
+//! GET/LIST, pod logs, port-forward, and create/delete of Services (`writes`).
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use crate::selector::{FieldSelector, LabelSelector, labels_of};
 use crate::state::{State, lock};
 use crate::status::ApiError;
 use crate::types::ResourceType;
-use crate::{pod_log, portforward, table};
+use crate::{pod_log, portforward, table, writes};
 
 /// A parsed resource path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +258,9 @@ async fn resource(
             name,
             p.namespace.as_deref(),
         ));
+    }
+    if writes::accepts(&p, verb) {
+        return writes::handle(state, req, &p, &q, verb).await;
     }
     let mut res = match (verb, p.sub.as_deref()) {
         (_, Some("portforward")) => return portforward::handle(state, req, p, q).await,

@@ -25,6 +25,7 @@ mod table;
 mod tls;
 mod types;
 mod workloads;
+mod writes;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;

@@ -241,3 +241,43 @@ async fn gateway_scenario_serves_its_custom_group() {
         .collect();
     assert_eq!(nodes.len(), 2, "3 pods on 2 nodes");
 }
+
+#[test]
+fn bundled_dev_scenario_matches_the_overlay_objects() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let overlay = root.join("k8s/overlays/dev");
+    let Ok(out) = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&overlay)
+        .output()
+    else {
+        eprintln!("SKIP: kubectl not runnable");
+        return;
+    };
+    if !out.status.success() {
+        eprintln!("SKIP: kubectl kustomize failed");
+        return;
+    }
+    let ids = |text: &str| -> std::collections::BTreeSet<(String, String)> {
+        serde_saphyr::from_multiple::<serde_json::Value>(text)
+            .expect("yaml")
+            .into_iter()
+            .filter(|d| !d.is_null())
+            .map(|d| {
+                (
+                    d["kind"].as_str().unwrap_or("").to_string(),
+                    d["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let bundled = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/dev.yaml"),
+    )
+    .expect("bundled");
+    assert_eq!(
+        ids(&String::from_utf8_lossy(&out.stdout)),
+        ids(&bundled),
+        "lab/scenarios/dev.yaml drifted from k8s/overlays/dev: regenerate it with kubectl kustomize"
+    );
+}
