@@ -314,7 +314,7 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
     if target_type.map(|t| t.trim()) == Some("ip") {
         r.bypasses_service = true;
     } else {
-        r.balancer = Some("instance targets: node port, then kube-proxy".into());
+        r.via_node_port = true;
     }
     let lba_key = format!("{ALB}load-balancer-attributes");
     let lba_ev = format!("{ing_ref} metadata.annotations[{lba_key}]");
@@ -821,6 +821,11 @@ pub fn wsa036_other_controller(ctx: &Ctx) -> Vec<Finding> {
                 r.controller.label(),
                 affinity_meaning(&r.affinity)
             ));
+            if r.via_node_port {
+                parts.push(
+                    "with instance targets the ALB sends to node ports, so its stickiness pins a node and kube-proxy there picks the pod; `alb.ingress.kubernetes.io/target-type: ip` makes it pin a pod".into(),
+                );
+            }
         }
         for p in &bad {
             parts.push(format!("`{}` could not be read: {}", p.evidence, p.reason));
@@ -1052,6 +1057,33 @@ mod tests {
             codes.contains(&"WSA036") && codes.contains(&"WSA034"),
             "{codes:?}"
         );
+    }
+
+    #[test]
+    fn alb_instance_targets_pin_a_node_not_a_pod() {
+        let ing = ingress("web", "web").class("alb").annotation(
+            "alb.ingress.kubernetes.io/target-group-attributes",
+            "stickiness.enabled=true",
+        );
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build();
+        let f = run(wsa036_other_controller, &snap);
+        assert!(f[0].detail.contains("pins a node"), "{}", f[0].detail);
+        let ing = ingress("web", "web")
+            .class("alb")
+            .annotation("alb.ingress.kubernetes.io/target-type", "ip")
+            .annotation(
+                "alb.ingress.kubernetes.io/target-group-attributes",
+                "stickiness.enabled=true",
+            );
+        let snap = snapshot(service("web").build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build();
+        let f = run(wsa036_other_controller, &snap);
+        assert!(!f[0].detail.contains("pins a node"), "{}", f[0].detail);
     }
 
     #[test]

@@ -380,11 +380,25 @@ pub fn wsa034_timeouts(ctx: &Ctx) -> Vec<Finding> {
             bad.iter()
                 .map(|p| format!("`{}` could not be read: {}", p.evidence, p.reason)),
         );
-        let min = short.iter().map(|t| t.seconds).min();
+        let idle_min = short
+            .iter()
+            .filter(|t| !t.is_total())
+            .map(|t| t.seconds)
+            .min();
+        let total_min = short
+            .iter()
+            .filter(|t| t.is_total())
+            .map(|t| t.seconds)
+            .min();
         let mut detail = format!("{}: {}", r.tick(), parts.join("; "));
-        if let Some(m) = min {
+        if let Some(m) = idle_min {
             detail.push_str(&format!(
                 "; a WebSocket idle for more than {m} s is closed by the proxy and the client has to reconnect"
+            ));
+        }
+        if let Some(m) = total_min {
+            detail.push_str(&format!(
+                "; a request timeout also limits how long an upgraded connection may stay open, so a WebSocket may be cut after {m} s"
             ));
         }
         let evidence = short
@@ -393,7 +407,7 @@ pub fn wsa034_timeouts(ctx: &Ctx) -> Vec<Finding> {
                 if t.defaulted {
                     format!("{} (not set)", t.evidence)
                 } else {
-                    format!("{}={}", t.evidence, t.seconds)
+                    format!("{}={}s", t.evidence, t.seconds)
                 }
             })
             .chain(bad.iter().map(|p| p.evidence.clone()))

@@ -168,6 +168,9 @@ fn external(ctx: &Ctx, ready: usize) -> Option<PathRow> {
 fn route_row(ctx: &Ctx, r: &Route, ready: usize) -> PathRow {
     let ctl = r.controller.label();
     let via_cluster_ip = r.to_cluster_ip.is_some();
+    if r.via_node_port && !via_cluster_ip {
+        return node_port_route_row(ctx, r, ready);
+    }
     let decided = if via_cluster_ip {
         match ctx.client_ip_timeout() {
             Some(t) => format!(
@@ -213,6 +216,34 @@ fn route_row(ctx: &Ctx, r: &Route, ready: usize) -> PathRow {
             Affinity::ClientIp { .. } => "all its connections on one pod".into(),
             Affinity::None => "each new connection balanced; an open WebSocket stays put".into(),
         }
+    };
+    PathRow {
+        path: r.display(),
+        pods_reachable: ready,
+        decided_by: decided,
+        one_client_sees: sees,
+    }
+}
+
+/// A load balancer that targets node ports (ALB instance mode): its stickiness
+/// pins a node; kube-proxy on that node picks the pod.
+fn node_port_route_row(ctx: &Ctx, r: &Route, ready: usize) -> PathRow {
+    let ctl = r.controller.label();
+    let sticky = if r.affinity.is_none() {
+        String::new()
+    } else {
+        format!(" ({} pins a node)", r.affinity.summary())
+    };
+    let decided = match ctx.client_ip_timeout() {
+        Some(t) => format!("{ctl} → node port{sticky} → kube-proxy with ClientIP affinity ({t} s)"),
+        None => format!("{ctl} → node port{sticky} → kube-proxy, per connection"),
+    };
+    let sees = if ready == 0 {
+        no_pods()
+    } else if ctx.client_ip_timeout().is_some() && ctx.external_traffic_policy() == "Cluster" {
+        "one pod for everyone the load balancer sends through the same node (SNAT)".into()
+    } else {
+        "each new connection on any ready pod; an open WebSocket stays put".into()
     };
     PathRow {
         path: r.display(),
@@ -289,6 +320,28 @@ mod tests {
         assert!(p[2].decided_by.contains("pod on that node"));
         assert!(p[3].decided_by.contains("ClusterIP"));
         assert!(p[3].one_client_sees.contains("same controller pod"));
+    }
+
+    #[test]
+    fn alb_instance_targets_go_through_kube_proxy() {
+        let ing = ingress("web", "web").class("alb").annotation(
+            "alb.ingress.kubernetes.io/target-group-attributes",
+            "stickiness.enabled=true",
+        );
+        let snap = snapshot(service("web").type_("NodePort").build())
+            .ready_pods(2)
+            .ingress(ing.build())
+            .build();
+        let obs = Observations::default();
+        let p = rows(&Ctx::new(&snap, &obs));
+        let alb = p
+            .iter()
+            .find(|p| p.path.starts_with("Ingress web"))
+            .unwrap();
+        assert!(
+            alb.decided_by.contains("node port") && alb.decided_by.contains("pins a node"),
+            "{alb:?}"
+        );
     }
 
     #[test]

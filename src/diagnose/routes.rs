@@ -109,6 +109,11 @@ pub struct Timeout {
 }
 
 impl Timeout {
+    /// A limit on the whole request (Gateway API `request`, Contour `response`) rather than on idle time.
+    pub fn is_total(&self) -> bool {
+        self.name.contains("request") || self.name.contains("response")
+    }
+
     pub fn text(&self) -> String {
         if self.defaulted {
             format!("{}={}s (default)", self.name, self.seconds)
@@ -141,6 +146,8 @@ pub struct Route {
     pub to_cluster_ip: Option<String>,
     /// The proxy sends to pod addresses itself, so Service affinity does not apply.
     pub bypasses_service: bool,
+    /// The load balancer targets nodes (node port), so kube-proxy picks the pod (AWS ALB instance targets).
+    pub via_node_port: bool,
     /// Balancing algorithm, e.g. `ewma`.
     pub balancer: Option<String>,
     pub timeouts: Vec<Timeout>,
@@ -161,6 +168,7 @@ impl Route {
             affinity_evidence: Vec::new(),
             to_cluster_ip: None,
             bypasses_service: false,
+            via_node_port: false,
             balancer: None,
             timeouts: Vec::new(),
             problems: Vec::new(),
@@ -191,6 +199,9 @@ impl Route {
         let mut affinity = self.affinity.summary();
         if self.to_cluster_ip.is_some() {
             affinity.push_str(" (via ClusterIP)");
+        }
+        if self.via_node_port {
+            affinity.push_str(" (via node port)");
         }
         if let Some(b) = &self.balancer {
             affinity.push_str(&format!(", balancer {b}"));
