@@ -79,7 +79,10 @@ fn error(code: u16, reason: &'static str, message: String, details: Value) -> Ap
 fn dns1035(name: &str) -> bool {
     name.len() <= 63
         && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -122,7 +125,10 @@ fn create(
     }
     let name = match svc.pointer("/metadata/name").and_then(Value::as_str) {
         Some(n) if !n.is_empty() => n.to_string(),
-        _ => match svc.pointer("/metadata/generateName").and_then(Value::as_str) {
+        _ => match svc
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+        {
             Some(prefix) if !prefix.is_empty() => {
                 format!("{prefix}{}", names::safe_suffix(&[prefix, &now()], 5))
             }
