@@ -148,3 +148,27 @@ fn lab_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Lab>();
 }
+
+#[test]
+fn demo_prints_the_commands_and_stops_its_pods() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsaffinity-lab"))
+        .arg("demo")
+        .stdin(Stdio::null())
+        .output()
+        .expect("demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo exits 0:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "TEST DOUBLE",
+        "export KUBECONFIG=",
+        "kubectl wsaffinity check svc/dev-websocket-server",
+        "kubectl wsaffinity per-pod --connect 10",
+        "kubectl wsaffinity logs",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
