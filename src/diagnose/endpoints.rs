@@ -179,10 +179,9 @@ pub fn wsa003_none_ready(ctx: &Ctx) -> Vec<Finding> {
 /// WSA004: exactly one ready endpoint.
 pub fn wsa004_one_ready(ctx: &Ctx) -> Vec<Finding> {
     let ready = ctx.ready_endpoints();
-    if ready.len() != 1 {
+    let [e] = ready.as_slice() else {
         return vec![];
-    }
-    let e = ready[0];
+    };
     let who = e.pod.clone().unwrap_or_else(|| e.ip.clone());
     vec![finding(
         "WSA004",

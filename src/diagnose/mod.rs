@@ -402,6 +402,44 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any annotation value, on the Ingress or the Service, gives a report, never a panic.
+        #[test]
+        fn arbitrary_annotation_values_never_panic(
+            values in proptest::collection::vec(".{0,40}", 12),
+        ) {
+            let ing_keys = [
+                "nginx.ingress.kubernetes.io/affinity",
+                "nginx.ingress.kubernetes.io/affinity-mode",
+                "nginx.ingress.kubernetes.io/session-cookie-max-age",
+                "nginx.ingress.kubernetes.io/upstream-hash-by",
+                "nginx.ingress.kubernetes.io/service-upstream",
+                "nginx.ingress.kubernetes.io/proxy-read-timeout",
+                "haproxy.org/timeout-tunnel",
+                "alb.ingress.kubernetes.io/target-group-attributes",
+                "alb.ingress.kubernetes.io/load-balancer-attributes",
+            ];
+            let svc_keys = [
+                "traefik.ingress.kubernetes.io/service.sticky.cookie",
+                "traefik.ingress.kubernetes.io/service.nativelb",
+                "cloud.google.com/backend-config",
+            ];
+            for class in ["nginx", "haproxy", "alb", "gce", "traefik"] {
+                let mut ing = ingress("web", "web").class(class);
+                for (k, v) in ing_keys.iter().zip(&values) {
+                    ing = ing.annotation(k, v);
+                }
+                let mut svc = service("web").client_ip(10800);
+                for (k, v) in svc_keys.iter().zip(values.iter().skip(ing_keys.len())) {
+                    svc = svc.annotation(k, v);
+                }
+                let snap = snapshot(svc.build()).ready_pods(2).ingress(ing.build()).build();
+                let report = diagnose(&snap, &Observations::default(), None);
+                proptest::prop_assert!(!report.verdict.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn catalog_lists_every_code_once() {
         assert!(catalog().iter().any(|r| r.code == "WSA066"));

@@ -57,7 +57,11 @@ pub fn wsa001_not_found(ctx: &Ctx) -> Vec<Finding> {
             .to_owned()
     } else {
         detail.push_str(&format!("; did you mean {}?", names(&close)));
-        format!("kubectl wsaffinity check -n {} svc/{}", ctx.ns(), close[0])
+        format!(
+            "kubectl wsaffinity check -n {} svc/{}",
+            ctx.ns(),
+            close.first().map(String::as_str).unwrap_or("NAME")
+        )
     };
     vec![finding(
         "WSA001",
