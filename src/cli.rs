@@ -125,6 +125,42 @@ pub enum Command {
     /// Simulate K clients (own cookie jars) through a URL and show which pod each connection reached
     #[command(after_help = SPREAD_EXAMPLES)]
     Spread(Box<SpreadArgs>),
+    /// Print (or --apply) a copy of the Service without session affinity, to compare against
+    #[command(after_help = TEST_SERVICE_EXAMPLES)]
+    TestService(TestServiceArgs),
+}
+
+const TEST_SERVICE_EXAMPLES: &str = "\
+Examples:
+  # Print the manifest: same selector and ports, sessionAffinity: None (no write)
+  kubectl wsaffinity test-service svc/dev-websocket-server -n dev
+
+  # Create it (the only write kubectl-wsaffinity makes; needs `create services`)
+  kubectl wsaffinity test-service svc/dev-websocket-server -n dev --apply
+
+  # Then compare: per pod, and through a URL that reaches it
+  kubectl wsaffinity per-pod svc/dev-websocket-server-affinity-test -n dev
+  kubectl wsaffinity spread svc/dev-websocket-server-affinity-test -n dev --url ws://HOST/
+
+  # Remove it (only a Service labelled app.kubernetes.io/managed-by=kubectl-wsaffinity)
+  kubectl wsaffinity test-service svc/dev-websocket-server -n dev --delete
+
+  # Or apply the printed manifest yourself
+  kubectl wsaffinity test-service svc/dev-websocket-server -n dev | kubectl apply -f -";
+
+#[derive(Debug, Args)]
+pub struct TestServiceArgs {
+    /// svc/NAME, ingress/NAME, deploy/NAME or a Service NAME to copy (default: the namespace's only Service)
+    #[arg(value_name = "TARGET", value_parser = parse_target)]
+    pub target: Option<TargetSpec>,
+
+    /// Create the test Service (NAME-affinity-test) instead of printing it
+    #[arg(long, conflicts_with = "delete")]
+    pub apply: bool,
+
+    /// Delete the test Service (only one labelled app.kubernetes.io/managed-by=kubectl-wsaffinity)
+    #[arg(long)]
+    pub delete: bool,
 }
 
 const SPREAD_EXAMPLES: &str = "\
@@ -142,7 +178,12 @@ Examples:
   kubectl wsaffinity spread --url ws://websocket-dev.example.com/ --clients 1 --connect 20 --no-cookies
 
   # Clients from several local addresses (for client-address hashing)
-  kubectl wsaffinity spread --url ws://127.0.0.1:8080/ --source-ip 127.0.0.2 127.0.0.3 127.0.0.4";
+  kubectl wsaffinity spread --url ws://127.0.0.1:8080/ --source-ip 127.0.0.2 127.0.0.3 127.0.0.4
+
+  # More clients than one machine makes: the same scenario for Artillery or k6
+  kubectl wsaffinity spread svc/dev-websocket-server --clients 50 --emit artillery > test.yml
+  kubectl wsaffinity spread --url wss://websocket-dev.example.com/ --emit k6 > test.js
+  kubectl wsaffinity spread --url wss://websocket-dev.example.com/ --emit k6-operator > testrun.yaml";
 
 #[derive(Debug, Args)]
 pub struct SpreadArgs {
@@ -197,6 +238,22 @@ pub struct SpreadArgs {
     /// Keep every connection open this long once all are up, e.g. 30s (to watch the pods' logs)
     #[arg(long, value_name = "DURATION", default_value = "0", value_parser = config::parse_duration)]
     pub hold: Duration,
+
+    /// Print the same scenario for a load-testing tool instead of running it
+    #[arg(long, value_enum, value_name = "TOOL")]
+    pub emit: Option<EmitArg>,
+}
+
+/// `spread --emit`: which tool's file to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EmitArg {
+    /// Artillery scenario (YAML, ws engine): artillery run test.yml
+    Artillery,
+    /// k6 script (k6/ws): k6 run test.js
+    K6,
+    /// k6-operator TestRun manifest that runs the k6 script inside the cluster
+    #[value(name = "k6-operator")]
+    K6Operator,
 }
 
 /// Value parsers of `spread`: usage errors (exit 2) that name the expected form.
@@ -518,7 +575,24 @@ impl Cli {
                     cookies: !args.no_cookies,
                     timeout: args.timeout,
                     hold: args.hold,
+                    emit: args.emit.map(|e| match e {
+                        EmitArg::Artillery => crate::emit::Format::Artillery,
+                        EmitArg::K6 => crate::emit::Format::K6,
+                        EmitArg::K6Operator => crate::emit::Format::K6Operator,
+                    }),
                 }))
+            }
+            Command::TestService(args) => {
+                CommandConfig::TestService(crate::commands::test_service::TestServiceConfig {
+                    target: args.target.unwrap_or(TargetSpec::OnlyService),
+                    action: if args.apply {
+                        crate::commands::test_service::Action::Apply
+                    } else if args.delete {
+                        crate::commands::test_service::Action::Delete
+                    } else {
+                        crate::commands::test_service::Action::Print
+                    },
+                })
             }
         };
         Config {

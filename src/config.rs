@@ -65,6 +65,7 @@ pub enum CommandConfig {
     /// `logs`: the engine's own validated config (compiled `--pattern`, limits).
     Logs(crate::probe::logs::LogsConfig),
     Spread(Box<crate::commands::spread::SpreadConfig>),
+    TestService(crate::commands::test_service::TestServiceConfig),
 }
 
 /// `per-pod`: test each pod over port-forward.

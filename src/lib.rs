@@ -8,6 +8,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod diagnose;
+pub mod emit;
 pub mod gather;
 pub mod ports;
 pub mod probe;

@@ -6,6 +6,7 @@ pub mod check;
 pub mod logs;
 pub mod per_pod;
 pub mod spread;
+pub mod test_service;
 
 use std::io::Write;
 
@@ -18,6 +19,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
         CommandConfig::PerPod(pp) => per_pod::run(config, pp, out).await,
         CommandConfig::Logs(logs) => logs::run(config, logs, out).await,
         CommandConfig::Spread(spread) => spread::run(config, spread, out).await,
+        CommandConfig::TestService(ts) => test_service::run(config, ts, out).await,
     }
 }
 

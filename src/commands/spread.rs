@@ -46,6 +46,8 @@ pub struct SpreadConfig {
     pub timeout: Duration,
     /// How long to hold every connection open once all are up.
     pub hold: Duration,
+    /// `--emit`: print this tool's file instead of running the clients.
+    pub emit: Option<crate::emit::Format>,
 }
 
 impl SpreadConfig {
@@ -77,6 +79,9 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let target = spread.target.clone().unwrap_or(TargetSpec::OnlyService);
+    if let Some(format) = spread.emit {
+        return emit(config, spread, &target, format, out).await;
+    }
     let (url, snapshot, ingress, cluster_note) = match &spread.url {
         Some(url) => {
             let budget = config
@@ -163,6 +168,35 @@ pub async fn run(
     }
     out.flush().context("writing the report")?;
     Ok(report.exit_code())
+}
+
+/// `--emit`: the scenario as a file for another tool; nothing connects. The
+/// cluster is read only when the URL must come from the target's Ingress.
+async fn emit(
+    config: &Config,
+    spread: &SpreadConfig,
+    target: &TargetSpec,
+    format: crate::emit::Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let url = match &spread.url {
+        Some(url) => url.clone(),
+        None => {
+            let snap = read_snapshot(config, target)
+                .await
+                .context("without --url the URL comes from the target's Ingress, so the cluster must be readable")?;
+            url_from_ingresses(&snap).map_err(anyhow::Error::msg)?.url
+        }
+    };
+    let text = crate::emit::render(
+        format,
+        &spread.options(url),
+        config.kube.namespace.as_deref(),
+    );
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing the script")?;
+    Ok(0)
 }
 
 async fn read_snapshot(config: &Config, target: &TargetSpec) -> anyhow::Result<Snapshot> {
