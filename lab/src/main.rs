@@ -35,25 +35,39 @@ enum Command {
     },
 }
 
-async fn wait_for_signal() {
+/// Ctrl-C and SIGTERM, registered before the lab says it is running, so a signal
+/// sent right after that line is handled (not the default: die without cleanup).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -115,8 +129,9 @@ async fn demo(keep: bool) -> anyhow::Result<()> {
         ),
     }
     if keep {
+        let stop = StopSignals::install()?;
         println!("\nThe lab keeps running; Ctrl-C stops it and every pod process.");
-        wait_for_signal().await;
+        stop.wait().await;
     }
     lab.shutdown().await;
     Ok(())
@@ -130,9 +145,10 @@ async fn up(scenario: Option<PathBuf>, tls: bool) -> anyhow::Result<()> {
         processes: true,
     })
     .await?;
+    let stop = StopSignals::install()?;
     print_banner(&lab);
     println!("\nRunning; Ctrl-C stops the lab and every pod process.");
-    wait_for_signal().await;
+    stop.wait().await;
     lab.shutdown().await;
     println!("stopped");
     Ok(())
