@@ -281,3 +281,65 @@ fn bundled_dev_scenario_matches_the_overlay_objects() {
         "lab/scenarios/dev.yaml drifted from k8s/overlays/dev: regenerate it with kubectl kustomize"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_pods_run_and_listed_endpointslices_are_kept() {
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: solo, namespace: raw, labels: {app: solo}}
+spec:
+  containers:
+    - name: server
+      image: websocket-server:dev
+      ports: [{name: ws, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo, namespace: raw}
+spec:
+  selector: {app: solo}
+  ports: [{name: ws, port: 80, targetPort: ws}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: solo-handmade
+  namespace: raw
+  labels: {kubernetes.io/service-name: solo}
+addressType: IPv4
+endpoints: []
+ports: []
+"#;
+    let lab = Lab::start(LabOptions::new(Scenario::Yaml(yaml.into())))
+        .await
+        .expect("lab");
+    assert_eq!(lab.pods("raw"), ["solo"]);
+    let c = client(&lab).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "raw");
+    let pod = pods.get("solo").await.expect("pod");
+    assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Running"));
+    let mut pf = pods
+        .portforward("solo", &[8080])
+        .await
+        .expect("portforward");
+    let (ws, hello) = common::ws_over(pf.take_stream(8080).expect("stream")).await;
+    assert_eq!(hello["pod"], "solo");
+    common::close(ws).await;
+    pf.join().await.expect("join");
+    let slices: Api<EndpointSlice> = Api::namespaced(c.clone(), "raw");
+    let names: Vec<String> = slices
+        .list(&ListParams::default())
+        .await
+        .expect("slices")
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["solo-handmade"],
+        "the scenario's own slice, not a computed one"
+    );
+    lab.shutdown().await;
+}
