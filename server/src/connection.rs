@@ -84,9 +84,11 @@ pub(crate) async fn serve(
             Session::new(ws, &shared).run().await;
         }
         Err(upgraded) => {
+            // Not reached with hyper's TCP connections; boxed so it costs
+            // nothing in the common case.
             let io = TokioIo::new(upgraded);
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-            Session::new(ws, &shared).run().await;
+            Box::pin(Session::new(ws, &shared).run()).await;
         }
     }
 }
@@ -128,12 +130,12 @@ where
         let id = shared.next_connection_id();
         debug!(connection = id, "connection opened");
 
-        let end = match self.hello(id, active.active_after_open()).await {
+        let end = match Box::pin(self.hello(id, active.active_after_open())).await {
             Ok(()) => self.echo().await,
             Err(_) => End::Client,
         };
         let end = match end {
-            End::Closed(code, reason) => self.close(code, reason).await,
+            End::Closed(code, reason) => Box::pin(self.close(code, reason)).await,
             End::Idle => {
                 // Say why, but do not wait for an answer from a silent client.
                 let frame = CloseFrame {
@@ -201,7 +203,9 @@ where
                     last_heard = Instant::now();
                     // A client that stops reading blocks our writes; give it
                     // as long as a silent one before dropping it.
-                    match timeout(silence_limit, self.answer_batch(first)).await {
+                    // Boxed: an idle connection should not carry this future's
+                    // space in its task for its whole life.
+                    match Box::pin(timeout(silence_limit, self.answer_batch(first))).await {
                         Ok(None) => {}
                         Ok(Some(end)) => return end,
                         Err(_) => return End::Stalled,
