@@ -71,6 +71,10 @@ pub enum ClientError {
         #[source]
         source: kube::config::InferConfigError,
     },
+    #[error(
+        "the kubeconfig's credential plugin `{command}` (users[].user.exec) failed: {message}. Run it yourself to see why (often an expired login: log in again), or pick another --context"
+    )]
+    ExecCredential { command: String, message: String },
     #[error("cannot build a client for {server}: {source}")]
     Build {
         server: String,
@@ -165,9 +169,16 @@ pub async fn connect(opts: &KubeOptions) -> Result<Kube, ClientError> {
     let namespace = namespace_for(opts, &config);
     let server = config.cluster_url.to_string();
     let server = server.trim_end_matches('/').to_string();
-    let builder = ClientBuilder::try_from(config).map_err(|source| ClientError::Build {
-        server: server.clone(),
-        source,
+    let exec_command = config
+        .auth_info
+        .exec
+        .as_ref()
+        .and_then(|e| e.command.clone());
+    let builder = ClientBuilder::try_from(config).map_err(|source| {
+        exec_error(&source, exec_command.as_deref()).unwrap_or(ClientError::Build {
+            server: server.clone(),
+            source,
+        })
     })?;
     let client = builder
         .with_layer(&ApiLogLayer {
@@ -179,6 +190,41 @@ pub async fn connect(opts: &KubeOptions) -> Result<Kube, ClientError> {
         client,
         namespace,
         server,
+    })
+}
+
+/// An exec credential plugin (EKS, GKE, AKS kubeconfigs) that could not run,
+/// failed or printed no ExecCredential: its command and its own words (stderr).
+fn exec_error(err: &kube::Error, command: Option<&str>) -> Option<ClientError> {
+    use kube::client::AuthError;
+    let kube::Error::Auth(auth) = err else {
+        return None;
+    };
+    let message = match auth {
+        AuthError::AuthExecStart(io) => {
+            format!("it could not be started ({io}); is it installed and on PATH?")
+        }
+        AuthError::AuthExecRun { out, .. } => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let said: Vec<&str> = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            if said.is_empty() {
+                format!("{}", out.status)
+            } else {
+                format!("{}: {}", out.status, said.join(" "))
+            }
+        }
+        AuthError::AuthExecParse(e) => format!("its output is not an ExecCredential: {e}"),
+        AuthError::AuthExec(m) => m.clone(),
+        AuthError::ExecPluginFailed => "its ExecCredential has no status".to_string(),
+        _ => return None,
+    };
+    Some(ClientError::ExecCredential {
+        command: command.unwrap_or("exec").to_string(),
+        message,
     })
 }
 
