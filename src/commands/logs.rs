@@ -78,6 +78,25 @@ pub async fn run(config: &Config, logs: &LogsConfig, out: &mut dyn Write) -> any
     }
 }
 
+/// Every pod's log answered 403: a permission problem, not a finding (exit 2,
+/// naming what to grant). Some pods readable and others not stays per pod.
+fn all_forbidden(kube: &Kube, pod_logs: &[PodLog]) -> Result<(), gather::error::GatherError> {
+    let mut errors = pod_logs.iter().map(|l| l.error.as_deref());
+    let first = match errors.next() {
+        Some(Some(e)) if gather::error::is_forbidden_message(e) => e,
+        _ => return Ok(()),
+    };
+    if errors.all(|e| e.is_some_and(gather::error::is_forbidden_message)) {
+        return Err(gather::error::GatherError::Forbidden {
+            verb: "get",
+            resource: "pods/log".to_string(),
+            namespace: kube.namespace.clone(),
+            message: first.to_string(),
+        });
+    }
+    Ok(())
+}
+
 async fn one_shot(
     config: &Config,
     logs: &LogsConfig,
@@ -96,6 +115,7 @@ async fn one_shot(
         logs.max_log_requests,
     )
     .await;
+    all_forbidden(kube, &pod_logs)?;
     let report = build_report(&found, pod_logs);
     let logs_read = report.observations.logs.as_deref().unwrap_or(&[]);
     let failed = logs_read.iter().any(|l| l.error.is_some());

@@ -14,6 +14,7 @@ use kube::Api;
 use crate::client;
 use crate::config::{Config, PerPodConfig};
 use crate::gather;
+use crate::gather::error::GatherError;
 use crate::probe::logs::{ActivePattern, DEFAULT_PATTERN};
 use crate::probe::per_pod::{self, KubeActiveReader, NoProgress, PerPodOptions, Progress};
 use crate::probe::portforward::Cancel;
@@ -67,6 +68,9 @@ pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> any
         }
     };
     drop(progress);
+    if !interrupted {
+        all_forbidden(&kube, &probes)?;
+    }
 
     let observations = Observations {
         logs: Some(per_pod::log_observations(&probes)),
@@ -80,6 +84,26 @@ pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> any
         .context("writing the report")?;
     out.flush().context("writing the report")?;
     Ok(exit_code(&report, interrupted))
+}
+
+/// No pod could be reached because every port-forward answered 403: a
+/// permission problem (exit 2, naming what to grant), not a pod finding.
+fn all_forbidden(kube: &client::Kube, probes: &[PodProbe]) -> Result<(), GatherError> {
+    let forbidden = |p: &PodProbe| {
+        p.ok == 0
+            && p.error
+                .as_deref()
+                .is_some_and(gather::error::is_forbidden_message)
+    };
+    match probes.first() {
+        Some(first) if probes.iter().all(forbidden) => Err(GatherError::Forbidden {
+            verb: "create",
+            resource: "pods/portforward".to_string(),
+            namespace: kube.namespace.clone(),
+            message: first.error.clone().unwrap_or_default(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn options(pp: &PerPodConfig) -> PerPodOptions {

@@ -85,6 +85,12 @@ impl Failure {
     }
 }
 
+/// Is this the API server's 403 text (`pods "x" is forbidden: User "u" cannot
+/// get resource "pods/log" ...`)? For errors kept as text (pod logs, port-forward).
+pub fn is_forbidden_message(message: &str) -> bool {
+    message.contains(" is forbidden: ") || message.starts_with("forbidden: ")
+}
+
 /// Sorts a kube error into 404 / 403 / everything else.
 pub fn classify(err: kube::Error, call: Call<'_>) -> Failure {
     match err {
@@ -167,6 +173,16 @@ mod tests {
         assert!(matches!(
             classify(api(500), call()),
             Failure::Fatal(GatherError::Api { code: 500, .. })
+        ));
+    }
+
+    #[test]
+    fn forbidden_text_is_recognised() {
+        assert!(is_forbidden_message(
+            "pods \"web-0\" is forbidden: User \"u\" cannot get resource \"pods/log\" in API group \"\""
+        ));
+        assert!(!is_forbidden_message(
+            "container \"x\" is not valid for pod \"web-0\""
         ));
     }
 
