@@ -128,6 +128,51 @@ pub enum Command {
     /// Print (or --apply) a copy of the Service without session affinity, to compare against
     #[command(after_help = TEST_SERVICE_EXAMPLES)]
     TestService(TestServiceArgs),
+    /// Print a shell completion script: bash, zsh, fish, or kubectl's plugin helper
+    #[command(after_help = COMPLETION_EXAMPLES)]
+    Completion(CompletionArgs),
+    /// Completion candidates in cobra's format (run by kubectl_complete-wsaffinity)
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
+}
+
+const COMPLETION_EXAMPLES: &str = "\
+Examples:
+  # kubectl wsaffinity <TAB> (kubectl 1.26+): install the helper kubectl looks for on PATH
+  kubectl wsaffinity completion kubectl > ~/.krew/bin/kubectl_complete-wsaffinity
+  chmod +x ~/.krew/bin/kubectl_complete-wsaffinity
+
+  # kubectl-wsaffinity <TAB> in bash (add the line to ~/.bashrc)
+  source <(kubectl-wsaffinity completion bash)
+
+  # zsh and fish
+  kubectl-wsaffinity completion zsh > \"${fpath[1]}/_kubectl-wsaffinity\"
+  kubectl-wsaffinity completion fish > ~/.config/fish/completions/kubectl-wsaffinity.fish";
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// Shell to complete in; `kubectl` prints the kubectl_complete-wsaffinity helper
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: ShellArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    /// Bash script for `kubectl-wsaffinity`
+    Bash,
+    /// Zsh script for `kubectl-wsaffinity`
+    Zsh,
+    /// Fish script for `kubectl-wsaffinity`
+    Fish,
+    /// The kubectl_complete-wsaffinity helper: `kubectl wsaffinity <TAB>`
+    Kubectl,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// The words typed after `kubectl wsaffinity`; the last one is being completed
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub words: Vec<String>,
 }
 
 const TEST_SERVICE_EXAMPLES: &str = "\
@@ -479,7 +524,12 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        // `__complete WORDS...`: every word is data (`-n`, `--help` included),
+        // whatever flags it looks like.
+        if args.get(1).is_some_and(|a| a == "__complete") {
+            args.insert(2, "--".into());
+        }
         let result = Self::command()
             .try_get_matches_from(&args)
             .and_then(|mut m| Self::from_arg_matches_mut(&mut m));
@@ -582,6 +632,13 @@ impl Cli {
                     }),
                 }))
             }
+            Command::Completion(args) => CommandConfig::Completion(match args.shell {
+                ShellArg::Bash => crate::completion::ScriptKind::Bash,
+                ShellArg::Zsh => crate::completion::ScriptKind::Zsh,
+                ShellArg::Fish => crate::completion::ScriptKind::Fish,
+                ShellArg::Kubectl => crate::completion::ScriptKind::Kubectl,
+            }),
+            Command::Complete(args) => CommandConfig::Complete(args.words),
             Command::TestService(args) => {
                 CommandConfig::TestService(crate::commands::test_service::TestServiceConfig {
                     target: args.target.unwrap_or(TargetSpec::OnlyService),

@@ -66,6 +66,10 @@ pub enum CommandConfig {
     Logs(crate::probe::logs::LogsConfig),
     Spread(Box<crate::commands::spread::SpreadConfig>),
     TestService(crate::commands::test_service::TestServiceConfig),
+    /// `completion SHELL`: print a completion script.
+    Completion(crate::completion::ScriptKind),
+    /// `__complete WORDS...`: candidates for the words typed after `kubectl wsaffinity`.
+    Complete(Vec<String>),
 }
 
 /// `per-pod`: test each pod over port-forward.

@@ -20,6 +20,14 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
         CommandConfig::Logs(logs) => logs::run(config, logs, out).await,
         CommandConfig::Spread(spread) => spread::run(config, spread, out).await,
         CommandConfig::TestService(ts) => test_service::run(config, ts, out).await,
+        CommandConfig::Completion(kind) => {
+            crate::completion::write_script(*kind, out)?;
+            Ok(0)
+        }
+        CommandConfig::Complete(words) => {
+            crate::completion::complete(&config.kube, words, out).await?;
+            Ok(0)
+        }
     }
 }
 

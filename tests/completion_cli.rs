@@ -1,0 +1,270 @@
+//! Shell completion, end to end: `completion bash|zsh|fish|kubectl`, the
+//! hidden `__complete` (cobra's format), Service names read from the lab (a
+//! local stand-in for the Kubernetes API), and the real `kubectl` (1.26+)
+//! running `kubectl_complete-wsaffinity` for `kubectl wsaffinity <TAB>`.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use wsaffinity_lab::{Lab, LabOptions, Scenario};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const SUBCOMMANDS: [&str; 4] = ["check", "per-pod", "logs", "spread"];
+
+fn plugin(args: &[&str], kubeconfig: Option<&Path>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("KUBECONFIG")
+        // No ~/.kube/config of the machine running the tests.
+        .env("HOME", std::env::temp_dir().join("wsaffinity-no-home"))
+        .stdin(Stdio::null());
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
+    }
+    cmd.output().expect("run kubectl-wsaffinity")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The candidates of cobra's `__complete` output (without help texts) and the directive.
+fn parse_complete(text: &str) -> (Vec<String>, String) {
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let directive = lines.pop().unwrap_or("").to_string();
+    let values = lines
+        .iter()
+        .map(|l| l.split('\t').next().unwrap_or("").to_string())
+        .collect();
+    (values, directive)
+}
+
+#[test]
+fn completion_scripts_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = plugin(&["completion", shell], None);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let text = stdout(&out);
+        assert!(text.len() > 200, "{shell}: {text}");
+        assert!(text.contains("kubectl-wsaffinity"), "{shell}");
+        for sub in SUBCOMMANDS {
+            assert!(text.contains(sub), "{shell} script lacks {sub}");
+        }
+        assert!(
+            !text.contains("__complete"),
+            "{shell}: hidden subcommand leaked"
+        );
+    }
+    let out = plugin(&["completion", "powershell"], None);
+    assert_eq!(out.status.code(), Some(2), "unknown shell is a usage error");
+}
+
+#[test]
+fn completion_kubectl_prints_the_checked_in_helper() {
+    let out = plugin(&["completion", "kubectl"], None);
+    assert!(out.status.success(), "{out:?}");
+    let script =
+        std::fs::read_to_string(Path::new(REPO).join("scripts/kubectl_complete-wsaffinity"))
+            .expect("read the helper script");
+    assert_eq!(stdout(&out), script);
+    assert!(script.starts_with("#!/usr/bin/env sh\n"));
+}
+
+#[test]
+fn complete_lists_subcommands() {
+    let out = plugin(&["__complete", ""], None);
+    assert!(out.status.success(), "{out:?}");
+    let (values, directive) = parse_complete(&stdout(&out));
+    for sub in SUBCOMMANDS {
+        assert!(values.iter().any(|v| v == sub), "{values:?}");
+    }
+    assert!(!values.iter().any(|v| v == "__complete"), "{values:?}");
+    assert_eq!(directive, ":4");
+    // Help texts ride along after a tab, as cobra prints them.
+    assert!(
+        stdout(&out).lines().any(|l| l.starts_with("check\t")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn complete_lists_flags() {
+    let out = plugin(&["__complete", "check", "--"], None);
+    let (values, directive) = parse_complete(&stdout(&out));
+    for flag in [
+        "--explain",
+        "--namespace",
+        "--context",
+        "--kubeconfig",
+        "--output",
+    ] {
+        assert!(values.iter().any(|v| v == flag), "{values:?}");
+    }
+    assert!(values.iter().all(|v| v.starts_with("--")), "{values:?}");
+    assert_eq!(directive, ":4");
+
+    let out = plugin(&["__complete", "check", "-o", ""], None);
+    let (values, _) = parse_complete(&stdout(&out));
+    assert_eq!(values, ["text", "wide", "json", "yaml"]);
+}
+
+#[test]
+fn complete_without_a_cluster_is_quietly_empty() {
+    let out = plugin(&["__complete", "check", ""], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), ":4\n");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An API that does not answer: still nothing, within the list timeout.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let started = std::time::Instant::now();
+    let out = plugin(&["__complete", "check", ""], Some(&kubeconfig));
+    drop(listener);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), ":4\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+async fn lab() -> Lab {
+    Lab::start(LabOptions {
+        scenario: Scenario::DevOverlay,
+        tls: false,
+        processes: false,
+    })
+    .await
+    .expect("start the lab")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_target_lists_the_namespaces_services() {
+    let lab = lab().await;
+    let kubeconfig = lab.kubeconfig_path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        plugin(&["__complete", "check", ""], Some(&kubeconfig))
+    })
+    .await
+    .expect("join");
+    let (values, directive) = parse_complete(&stdout(&out));
+    assert!(
+        values.iter().any(|v| v == "dev-websocket-server"),
+        "{values:?}"
+    );
+    assert!(
+        values.iter().any(|v| v == "svc/dev-websocket-server"),
+        "{values:?}"
+    );
+    assert_eq!(directive, ":4");
+    assert_eq!(lab.counts().get("list services"), 1, "one LIST");
+
+    // The typed -n and --kubeconfig are used; svc/ narrows to that form.
+    let kubeconfig = lab.kubeconfig_path().display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        plugin(
+            &[
+                "__complete",
+                "--kubeconfig",
+                &kubeconfig,
+                "logs",
+                "-n",
+                "websocket-app-dev",
+                "svc/d",
+            ],
+            None,
+        )
+    })
+    .await
+    .expect("join");
+    let (values, _) = parse_complete(&stdout(&out));
+    assert_eq!(values, ["svc/dev-websocket-server"]);
+
+    // Another namespace has no Services.
+    let kubeconfig = lab.kubeconfig_path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        plugin(
+            &["__complete", "per-pod", "-n", "empty", ""],
+            Some(&kubeconfig),
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(stdout(&out), ":4\n");
+}
+
+/// The real kubectl: `kubectl __complete wsaffinity ...` is what its shell
+/// completion runs; it finds `kubectl_complete-wsaffinity` on PATH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_plugin_completion_uses_our_helper() {
+    let kubectl_ok = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !kubectl_ok {
+        eprintln!("kubectl not found: skipping");
+        return;
+    }
+    let lab = lab().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = dir.path().join("kubectl-wsaffinity");
+    std::fs::copy(BIN, &bin).expect("copy the plugin");
+    let helper = dir.path().join("kubectl_complete-wsaffinity");
+    std::fs::copy(
+        Path::new(REPO).join("scripts/kubectl_complete-wsaffinity"),
+        &helper,
+    )
+    .expect("copy the helper");
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kubeconfig = lab.kubeconfig_path().to_path_buf();
+    let run = move |words: &[&str]| {
+        let out = Command::new("kubectl")
+            .arg("__complete")
+            .arg("wsaffinity")
+            .args(words)
+            .env("PATH", &path)
+            .env("KUBECONFIG", &kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl __complete");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (subs, svcs) = tokio::task::spawn_blocking(move || (run(&[""]), run(&["check", "svc/"])))
+        .await
+        .expect("join");
+
+    let (values, directive) = parse_complete(&subs);
+    for sub in SUBCOMMANDS {
+        assert!(values.iter().any(|v| v == sub), "kubectl printed: {subs}");
+    }
+    assert_eq!(directive, ":4", "{subs}");
+    let (values, directive) = parse_complete(&svcs);
+    assert_eq!(
+        values,
+        ["svc/dev-websocket-server"],
+        "kubectl printed: {svcs}"
+    );
+    assert_eq!(directive, ":4");
+}
