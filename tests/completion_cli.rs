@@ -146,6 +146,34 @@ fn complete_without_a_cluster_is_quietly_empty() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
+/// Every subcommand completion offers has help with examples and the
+/// `kubectl wsaffinity SUB` usage; `--version` prints the Cargo version.
+#[test]
+fn every_subcommand_has_examples_and_the_kubectl_usage() {
+    let out = plugin(&["__complete", ""], None);
+    let (subs, _) = parse_complete(&stdout(&out));
+    assert!(subs.len() >= SUBCOMMANDS.len(), "{subs:?}");
+    for sub in subs.iter().filter(|s| *s != "help") {
+        let out = plugin(&[sub, "--help"], None);
+        assert!(out.status.success(), "{sub}: {out:?}");
+        let help = stdout(&out);
+        assert!(
+            help.contains("Examples:\n  # "),
+            "{sub} --help has no examples:\n{help}"
+        );
+        assert!(
+            help.contains(&format!("Usage: kubectl wsaffinity {sub}")),
+            "{sub}: {help}"
+        );
+    }
+    let out = plugin(&["--version"], None);
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("kubectl-wsaffinity {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 async fn lab() -> Lab {
     Lab::start(LabOptions {
         scenario: Scenario::DevOverlay,
@@ -238,6 +266,7 @@ async fn kubectl_plugin_completion_uses_our_helper() {
         dir.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    let version_path = path.clone();
     let kubeconfig = lab.kubeconfig_path().to_path_buf();
     let run = move |words: &[&str]| {
         let out = Command::new("kubectl")
@@ -254,6 +283,15 @@ async fn kubectl_plugin_completion_uses_our_helper() {
     let (subs, svcs) = tokio::task::spawn_blocking(move || (run(&[""]), run(&["check", "svc/"])))
         .await
         .expect("join");
+    let version = Command::new("kubectl")
+        .args(["wsaffinity", "--version"])
+        .env("PATH", &version_path)
+        .output()
+        .expect("kubectl wsaffinity --version");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("kubectl-wsaffinity {}", env!("CARGO_PKG_VERSION"))
+    );
 
     let (values, directive) = parse_complete(&subs);
     for sub in SUBCOMMANDS {
