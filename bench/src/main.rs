@@ -1,0 +1,446 @@
+//! wsaffinity-bench: the benchmarks of issue 9. Every figure is measured
+//! next to its baseline in the same run, with the same client, and reported
+//! as the median of `--repeat` runs with the ratio. `bench/run.sh` builds
+//! everything in release mode and runs this.
+
+mod load;
+mod plugin;
+mod process;
+mod report;
+mod wsframe;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+
+use crate::load::{EchoSpec, Wire};
+use crate::process::Server;
+use crate::report::{Report, Verdict, median};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of websocket-server and kubectl-wsaffinity against their baselines")]
+struct Args {
+    /// Which benchmarks to run.
+    #[arg(long, value_enum, default_value = "all")]
+    only: Only,
+    /// Runs of each measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Idle WebSocket connections held by each server.
+    #[arg(long, default_value_t = 18_000)]
+    idle_conns: usize,
+    /// Client source addresses 127.0.0.2, 127.0.0.3, …
+    #[arg(long, default_value_t = 12)]
+    sources: u8,
+    /// Seconds of each echo measurement (after 1 s of warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Messages in flight per connection, 20-byte echo (pipelining depth).
+    #[arg(long, default_value_t = 100)]
+    window_small: usize,
+    /// Messages in flight per connection, 16 KiB echo.
+    #[arg(long, default_value_t = 16)]
+    window_large: usize,
+    /// Directory of websocket-server, kubectl-wsaffinity and the baselines
+    /// (default: this executable's).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// websocat, for its `mirror:` server as a baseline (skipped when absent).
+    #[arg(long)]
+    websocat: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    All,
+    Server,
+    Plugin,
+}
+
+/// One server under test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ours,
+    Stock,
+    Websocat,
+    Tcp,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "websocket-server",
+            Kind::Stock => "stock tokio-tungstenite",
+            Kind::Websocat => "websocat mirror:",
+            Kind::Tcp => "raw tokio TCP echo",
+        }
+    }
+}
+
+struct Bins {
+    dir: PathBuf,
+    websocat: Option<PathBuf>,
+}
+
+impl Bins {
+    /// Starts a server; `echo_only` drops websocket-server's hello.
+    async fn start(&self, kind: Kind, echo_only: bool) -> anyhow::Result<Server> {
+        match kind {
+            Kind::Ours => {
+                let mut args = vec![
+                    "--port",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--max-connections",
+                    "20000",
+                ];
+                if echo_only {
+                    args.push("--no-hello");
+                }
+                Server::start(&self.dir.join("websocket-server"), &args).await
+            }
+            Kind::Stock => Server::start(&self.dir.join("bench-echo-tungstenite"), &[]).await,
+            Kind::Tcp => Server::start(&self.dir.join("bench-echo-tcp"), &[]).await,
+            Kind::Websocat => {
+                let bin = self.websocat.as_deref().context("no websocat")?;
+                let addr = process::free_local_addr()?;
+                let listen = format!("ws-l:{addr}");
+                Server::start_at(bin, &["-b", &listen, "mirror:"], addr).await
+            }
+        }
+    }
+}
+
+fn raise_fd_limit() -> u64 {
+    // SAFETY: plain getrlimit/setrlimit on our own process.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            return lim.rlim_cur;
+        }
+    }
+    0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let fd_limit = raise_fd_limit();
+    let dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no executable directory")?
+            .to_path_buf(),
+    };
+    let bins = Bins {
+        dir,
+        websocat: args.websocat.clone(),
+    };
+    let mut report = Report::new(fd_limit, args.repeat);
+    if args.only != Only::Plugin {
+        server_benches(&args, &bins, &mut report).await?;
+    }
+    if args.only != Only::Server {
+        plugin_benches(&args, &bins.dir, &mut report).await?;
+    }
+    report.print();
+    Ok(())
+}
+
+async fn server_benches(args: &Args, bins: &Bins, report: &mut Report) -> anyhow::Result<()> {
+    let srcs = load::sources(args.sources);
+    let repeat = args.repeat.max(1);
+    let ws_kinds: Vec<Kind> = [Kind::Ours, Kind::Stock]
+        .into_iter()
+        .chain(bins.websocat.is_some().then_some(Kind::Websocat))
+        .collect();
+    let small = EchoSpec {
+        wire: Wire::WebSocket,
+        conns: 100,
+        size: 20,
+        window: args.window_small,
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs_f64(args.duration),
+    };
+    let large = EchoSpec {
+        conns: 10,
+        size: 16 * 1024,
+        window: args.window_large,
+        ..small
+    };
+    report.load("server benchmarks start");
+    report.detail(format!(
+        "client: one process for every server; echo 100 conns x 20 B with up to {} in flight each and \
+         10 conns x 16 KiB with up to {} in flight each, written in batches of <= 64 KiB; \
+         1 s warm-up, {} s measured; idle: {} handshakes in flight from {} source addresses 127.0.0.2+",
+        args.window_small, args.window_large, args.duration, 256, srcs.len()
+    ));
+    // kind -> runs
+    let mut kib: Vec<(Kind, Vec<f64>)> = ws_kinds.iter().map(|k| (*k, vec![])).collect();
+    let mut rate: Vec<(Kind, Vec<f64>)> = kib.clone();
+    let echo_kinds: Vec<Kind> = ws_kinds.iter().copied().chain([Kind::Tcp]).collect();
+    let mut msgs: Vec<(Kind, Vec<f64>)> = echo_kinds.iter().map(|k| (*k, vec![])).collect();
+    let mut bytes: Vec<(Kind, Vec<f64>)> = msgs.clone();
+    for run in 0..repeat {
+        for (i, kind) in ws_kinds.iter().enumerate() {
+            let server = bins.start(*kind, false).await?;
+            let (idle, streams) =
+                load::idle(&server, args.idle_conns, &srcs, 256, Duration::from_secs(2)).await?;
+            server.stop().await;
+            drop(streams);
+            report.detail(format!(
+                "run {}: idle {:<24} {} open, {} failed{}, setup {:.0}/s, RSS {} -> {} KiB = {:.2} KiB/conn",
+                run + 1,
+                kind.name(),
+                idle.opened,
+                idle.failed,
+                idle.first_error
+                    .as_deref()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default(),
+                idle.setup_per_sec,
+                idle.rss_before_kib,
+                idle.rss_after_kib,
+                idle.kib_per_conn()
+            ));
+            kib[i].1.push(idle.kib_per_conn());
+            rate[i].1.push(idle.setup_per_sec);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        for (i, kind) in echo_kinds.iter().enumerate() {
+            let wire = if *kind == Kind::Tcp {
+                Wire::Tcp
+            } else {
+                Wire::WebSocket
+            };
+            let server = bins.start(*kind, true).await?;
+            let s = load::echo(server.addr, EchoSpec { wire, ..small }, &srcs).await;
+            let l = load::echo(server.addr, EchoSpec { wire, ..large }, &srcs).await;
+            server.stop().await;
+            let (s, l) = (s?, l?);
+            report.detail(format!(
+                "run {}: echo {:<24} 100x20 B {:.0} msg/s; 10x16 KiB {:.1} MB/s",
+                run + 1,
+                kind.name(),
+                s.msgs_per_sec,
+                l.bytes_per_sec / 1e6
+            ));
+            msgs[i].1.push(s.msgs_per_sec);
+            bytes[i].1.push(l.bytes_per_sec / 1e6);
+        }
+    }
+    report.load("server benchmarks end");
+
+    let get =
+        |v: &[(Kind, Vec<f64>)], k: Kind| v.iter().find(|(x, _)| *x == k).map(|(_, r)| median(r));
+    let ours = |v: &[(Kind, Vec<f64>)]| get(v, Kind::Ours).unwrap_or(f64::NAN);
+    let ws_base = if bins.websocat.is_some() {
+        Kind::Websocat
+    } else {
+        Kind::Stock
+    };
+
+    let m = ours(&kib);
+    let stock = get(&kib, Kind::Stock).unwrap_or(f64::NAN);
+    report.row(
+        format!("idle memory, {} WS conns (KiB/conn)", args.idle_conns),
+        m,
+        "stock tungstenite",
+        stock,
+        "<= 8 KiB",
+        Verdict::at_most(m, 8.0),
+    );
+    if let Some(w) = get(&kib, Kind::Websocat) {
+        report.row(
+            "idle memory (KiB/conn)",
+            m,
+            "websocat",
+            w,
+            "info",
+            Verdict::Info,
+        );
+    }
+    let r = ours(&rate);
+    report.row(
+        "connection setup (conn/s)",
+        r,
+        "stock tungstenite",
+        get(&rate, Kind::Stock).unwrap_or(f64::NAN),
+        ">= 10,000/s",
+        Verdict::at_least(r, 10_000.0),
+    );
+    if let Some(w) = get(&rate, Kind::Websocat) {
+        report.row(
+            "connection setup (conn/s)",
+            r,
+            "websocat",
+            w,
+            "info",
+            Verdict::Info,
+        );
+    }
+    let e = ours(&msgs);
+    let base = get(&msgs, ws_base).unwrap_or(f64::NAN);
+    let tcp = get(&msgs, Kind::Tcp).unwrap_or(f64::NAN);
+    if ws_base == Kind::Websocat {
+        report.row(
+            "echo 100 x 20 B (msg/s)",
+            e,
+            "websocat",
+            base,
+            ">= 3x",
+            Verdict::at_least(e / base, 3.0),
+        );
+        report.row(
+            "echo 100 x 20 B (msg/s)",
+            e,
+            "stock tungstenite",
+            get(&msgs, Kind::Stock).unwrap_or(f64::NAN),
+            "info",
+            Verdict::Info,
+        );
+    } else {
+        report.row(
+            "echo 100 x 20 B (msg/s)",
+            e,
+            "stock tungstenite",
+            base,
+            "info (no websocat)",
+            Verdict::Info,
+        );
+    }
+    report.row(
+        "echo 100 x 20 B (msg/s)",
+        e,
+        "raw TCP",
+        tcp,
+        ">= 0.30x",
+        Verdict::at_least(e / tcp, 0.30),
+    );
+    let b = ours(&bytes);
+    let base = get(&bytes, ws_base).unwrap_or(f64::NAN);
+    let tcp = get(&bytes, Kind::Tcp).unwrap_or(f64::NAN);
+    if ws_base == Kind::Websocat {
+        report.row(
+            "echo 10 x 16 KiB (MB/s)",
+            b,
+            "websocat",
+            base,
+            ">= 4x",
+            Verdict::at_least(b / base, 4.0),
+        );
+        report.row(
+            "echo 10 x 16 KiB (MB/s)",
+            b,
+            "stock tungstenite",
+            get(&bytes, Kind::Stock).unwrap_or(f64::NAN),
+            "info",
+            Verdict::Info,
+        );
+    } else {
+        report.row(
+            "echo 10 x 16 KiB (MB/s)",
+            b,
+            "stock tungstenite",
+            base,
+            "info (no websocat)",
+            Verdict::Info,
+        );
+    }
+    report.row(
+        "echo 10 x 16 KiB (MB/s)",
+        b,
+        "raw TCP",
+        tcp,
+        ">= 0.50x",
+        Verdict::at_least(b / tcp, 0.50),
+    );
+    Ok(())
+}
+
+async fn plugin_benches(args: &Args, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let plugin = dir.join("kubectl-wsaffinity");
+    let repeat = args.repeat.max(1);
+    report.load("plugin benchmarks start");
+
+    let c = plugin::check(&plugin, repeat).await?;
+    report.detail(format!(
+        "check: {:?} s; requests (all) {:?}; requests (no discovery) {:?}",
+        c.secs, c.requests, c.api_requests
+    ));
+    let ms = median(&c.secs) * 1000.0;
+    report.row(
+        "check, 200 svc / 2,000 pods (ms)",
+        ms,
+        "-",
+        f64::NAN,
+        "<= 300 ms",
+        Verdict::at_most(ms, 300.0),
+    );
+    let req = median(&c.requests.iter().map(|&x| x as f64).collect::<Vec<_>>());
+    report.row(
+        "check API requests (all)",
+        req,
+        "-",
+        f64::NAN,
+        "<= 8",
+        Verdict::at_most(req, 8.0),
+    );
+
+    let p = plugin::per_pod(&plugin, repeat).await?;
+    report.detail(format!(
+        "per-pod --connect 10 --parallel 4 --hold 0s: {:?} s; direct: {:?} s; --connect 50 peak RSS {:?} KiB",
+        p.plugin_secs, p.direct_secs, p.peak_rss_kib
+    ));
+    let (ps, ds) = (median(&p.plugin_secs), median(&p.direct_secs));
+    report.row(
+        "per-pod 20 pods x 10, --parallel 4 (s)",
+        ps,
+        "direct, no port-forward",
+        ds,
+        "<= 2x",
+        Verdict::at_most(ps / ds, 2.0),
+    );
+    let rss_mb =
+        median(&p.peak_rss_kib.iter().map(|&x| x as f64).collect::<Vec<_>>()) * 1024.0 / 1e6;
+    report.row(
+        "per-pod 20 pods x 50 peak RSS (MB)",
+        rss_mb,
+        "-",
+        f64::NAN,
+        "<= 60 MB",
+        Verdict::at_most(rss_mb, 60.0),
+    );
+
+    let l = plugin::logs(&plugin, repeat).await?;
+    report.detail(format!(
+        "logs: {:?} s; bytes per pod {:?}; log requests {:?}",
+        l.secs, l.bytes_per_pod, l.log_requests
+    ));
+    let kib = median(&l.bytes_per_pod) / 1024.0;
+    report.row(
+        "logs 50 pods x 100k lines, read/pod (KiB)",
+        kib,
+        "-",
+        f64::NAN,
+        "<= 64 KiB",
+        Verdict::at_most(kib, 64.0),
+    );
+    let ls = median(&l.secs) * 1000.0;
+    report.row(
+        "logs 50 pods x 100k lines, total (ms)",
+        ls,
+        "-",
+        f64::NAN,
+        "<= 1000 ms",
+        Verdict::at_most(ls, 1000.0),
+    );
+    report.load("plugin benchmarks end");
+    Ok(())
+}
