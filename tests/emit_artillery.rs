@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spread_support::{Backend, backends, free_port};
+use spread_support::{Backend, backends, free_port, self_signed_pem};
 
 const ARTILLERY_PACKAGE: &str = "artillery@2.0.21";
 const HOST: &str = "websocket-dev.example.com";
@@ -35,8 +35,10 @@ fn install_command(dir: &Path) -> String {
     )
 }
 
-/// The Artillery CLI, installed with npm on first use.
+/// The Artillery CLI, installed with npm on first use (one install at a time).
 fn artillery() -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = artillery_dir();
     let bin = dir.join("node_modules/.bin/artillery");
     if bin.exists() {
@@ -136,7 +138,7 @@ impl Drop for Proxy {
     }
 }
 
-fn haproxy_requiring_headers(servers: &[Backend]) -> Proxy {
+fn haproxy_requiring_headers(servers: &[Backend], tls_pem: Option<&Path>) -> Proxy {
     for _attempt in 0..5 {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
@@ -144,7 +146,10 @@ fn haproxy_requiring_headers(servers: &[Backend]) -> Proxy {
             "global\n  maxconn 2000\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  timeout tunnel 60s\n\n",
         );
         cfg.push_str(&format!(
-            "frontend fe\n  bind 127.0.0.1:{port}\n  http-request deny deny_status 403 unless {{ req.hdr(x-test) -m str yes }}\n  http-request deny deny_status 421 unless {{ req.hdr(host) -m beg {HOST} }}\n  default_backend be\n\nbackend be\n  balance roundrobin\n"
+            "frontend fe\n  bind 127.0.0.1:{port}{}\n  http-request deny deny_status 403 unless {{ req.hdr(x-test) -m str yes }}\n  http-request deny deny_status 421 unless {{ req.hdr(host) -m beg {HOST} }}\n  default_backend be\n\nbackend be\n  balance roundrobin\n",
+            tls_pem
+                .map(|p| format!(" ssl crt {}", p.display()))
+                .unwrap_or_default()
         ));
         for b in servers {
             cfg.push_str(&format!("  server {} {}\n", b.pod, b.addr));
@@ -235,8 +240,9 @@ impl ArtilleryRun {
     }
 }
 
-/// `artillery run --output report.json test.yml`, at most 120 s.
-fn run_artillery(bin: &Path, scenario: &str) -> ArtilleryRun {
+/// `artillery run --output report.json test.yml`, at most 120 s; `env`
+/// is added to Artillery's environment.
+fn run_artillery(bin: &Path, scenario: &str, env: &[(&str, &Path)]) -> ArtilleryRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let script = dir.path().join("test.yml");
     std::fs::write(&script, scenario).expect("write test.yml");
@@ -260,6 +266,7 @@ fn run_artillery(bin: &Path, scenario: &str) -> ArtilleryRun {
         .env("NO_COLOR", "1")
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -283,7 +290,7 @@ fn run_artillery(bin: &Path, scenario: &str) -> ArtilleryRun {
 async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
     let bin = artillery();
     let servers = backends(2).await;
-    let proxy = haproxy_requiring_headers(&servers);
+    let proxy = haproxy_requiring_headers(&servers, None);
     let url = format!("ws://{HOST}:{}/", proxy.port);
     let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
     let common = [
@@ -322,7 +329,7 @@ async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
     let run = tokio::task::spawn_blocking({
         let bin = bin.clone();
         let scenario = scenario.clone();
-        move || run_artillery(&bin, &scenario)
+        move || run_artillery(&bin, &scenario, &[])
     })
     .await
     .expect("artillery task");
@@ -354,7 +361,7 @@ async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
     // The same scenario without the header the proxy requires: every virtual
     // user fails, so a clean run above really went through the proxy's checks.
     let scenario = emit(&common);
-    let run = tokio::task::spawn_blocking(move || run_artillery(&bin, &scenario))
+    let run = tokio::task::spawn_blocking(move || run_artillery(&bin, &scenario, &[]))
         .await
         .expect("artillery task");
     assert_eq!(
@@ -364,6 +371,88 @@ async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
         run.report["aggregate"]["counters"]
     );
     assert_eq!(run.counter("vusers.completed"), 0);
+    drop(proxy);
+    drop(servers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_artillery_scenario_over_tls_connects_to_the_resolved_address_as_the_host() {
+    let bin = artillery();
+    let certs = tempfile::tempdir().expect("temp dir");
+    let pem = self_signed_pem(HOST, certs.path());
+    // Node trusts the certificate alone (not the key) through NODE_EXTRA_CA_CERTS.
+    let text = std::fs::read_to_string(&pem).expect("read pem");
+    let end = "-----END CERTIFICATE-----";
+    let cert_only = text
+        .find(end)
+        .map(|i| &text[..i + end.len()])
+        .expect("a certificate in the pem");
+    let ca = certs.path().join("ca.pem");
+    std::fs::write(&ca, format!("{cert_only}\n")).expect("write ca.pem");
+
+    let servers = backends(2).await;
+    let proxy = haproxy_requiring_headers(&servers, Some(&pem));
+    let url = format!("wss://{HOST}:{}/", proxy.port);
+    let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
+    let args = [
+        "--url",
+        url.as_str(),
+        "--resolve",
+        resolve.as_str(),
+        "--clients",
+        "2",
+        "--connect",
+        "2",
+        "-H",
+        "X-Test: yes",
+    ];
+
+    // Verified TLS to 127.0.0.1: passes only if the server name (SNI and the
+    // certificate check) is the host, as the emitted `servername` says.
+    let scenario = emit(&args);
+    let doc: Value = serde_saphyr::from_str(&scenario).expect("YAML");
+    assert_eq!(doc["config"]["ws"]["servername"], HOST);
+    assert_eq!(
+        doc["config"]["target"],
+        format!("wss://127.0.0.1:{}/", proxy.port)
+    );
+    assert!(doc["config"].get("tls").is_none(), "{scenario}");
+    let run = tokio::task::spawn_blocking({
+        let (bin, ca) = (bin.clone(), ca.clone());
+        move || run_artillery(&bin, &scenario, &[("NODE_EXTRA_CA_CERTS", ca.as_path())])
+    })
+    .await
+    .expect("artillery task");
+    assert_eq!(
+        (
+            run.counter("vusers.completed"),
+            run.counter("vusers.failed")
+        ),
+        (4, 0),
+        "{}\n{}",
+        run.report["aggregate"]["counters"],
+        run.stdout
+    );
+
+    // --insecure: no CA given, the self-signed certificate is accepted.
+    let mut insecure = args.to_vec();
+    insecure.push("--insecure");
+    let scenario = emit(&insecure);
+    let doc: Value = serde_saphyr::from_str(&scenario).expect("YAML");
+    assert_eq!(doc["config"]["tls"]["rejectUnauthorized"], false);
+    let run = tokio::task::spawn_blocking(move || run_artillery(&bin, &scenario, &[]))
+        .await
+        .expect("artillery task");
+    assert_eq!(
+        (
+            run.counter("vusers.completed"),
+            run.counter("vusers.failed")
+        ),
+        (4, 0),
+        "{}\n{}",
+        run.report["aggregate"]["counters"],
+        run.stdout
+    );
     drop(proxy);
     drop(servers);
 }
