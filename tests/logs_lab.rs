@@ -497,11 +497,14 @@ async fn follow_on_a_terminal_redraws_a_table_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_container_serving_the_port_is_read_and_a_wrong_one_is_reported() {
     let dev = include_str!("../lab/scenarios/dev.yaml");
-    let anchor = "      containers:\n        - name: websocket-server\n";
+    // A sidecar listed first: the reader must still pick the container that
+    // declares the Service's targetPort.
+    let anchor = "      containers:\n";
     assert!(dev.contains(anchor), "the dev scenario changed shape");
-    let with_sidecar = dev.replace(
+    let with_sidecar = dev.replacen(
         anchor,
-        "      containers:\n        - name: log-shipper\n          image: busybox\n        - name: websocket-server\n",
+        "      containers:\n      - name: log-shipper\n        image: busybox\n",
+        1,
     );
     let lab = Lab::start(LabOptions {
         scenario: Scenario::Yaml(with_sidecar),

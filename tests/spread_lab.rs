@@ -15,7 +15,7 @@ use wsaffinity_lab::{Lab, LabOptions, Scenario};
 
 const NS: &str = "websocket-app-dev";
 const SVC: &str = "svc/dev-websocket-server";
-const HOST: &str = "ws.dev.example.com";
+const HOST: &str = "websocket-dev.example.com";
 
 async fn lab() -> Lab {
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/scenarios/dev.yaml");
