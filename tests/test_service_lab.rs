@@ -478,3 +478,52 @@ async fn lab_answers_service_writes_like_an_api_server() {
         "{missing:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_service_follows_ingress_and_deployment_targets_and_refuses_selectorless() {
+    let lab = lab().await;
+    for target in [
+        "ingress/dev-websocket-server",
+        "deploy/dev-websocket-server",
+    ] {
+        let run = plugin(&lab, &["test-service", target, "-n", NS]).await;
+        assert_eq!(run.code, Some(0), "{target}: {}", run.stderr);
+        let svc: Service = serde_saphyr::from_str(&run.stdout).expect("Service");
+        assert_eq!(svc.metadata.name.as_deref(), Some(TEST_SVC), "{target}");
+    }
+
+    // A Service without a selector: a copy would select no pods.
+    let api: Api<Service> = Api::namespaced(client(&lab).await, NS);
+    let manual = Service {
+        metadata: ObjectMeta {
+            name: Some("manual".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                port: 80,
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    };
+    api.create(&PostParams::default(), &manual)
+        .await
+        .expect("create a selector-less Service");
+    lab.reset_counts();
+    let run = plugin(&lab, &["test-service", "svc/manual", "-n", NS, "--apply"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("has no selector"), "{}", run.stderr);
+    assert_eq!(lab.counts().get("create services"), 0);
+
+    // A target that does not exist names the Services there.
+    let run = plugin(&lab, &["test-service", "svc/nope", "-n", NS]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("svc/nope not found in namespace")
+            && run.stderr.contains("dev-websocket-server"),
+        "{}",
+        run.stderr
+    );
+}
