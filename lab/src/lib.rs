@@ -342,6 +342,21 @@ impl Lab {
         self.state.refresh_endpointslices();
     }
 
+    /// Delete the pod at once, as `kubectl delete pod --force --grace-period=0`
+    /// does: its process is killed and the object leaves the API, so GET and
+    /// port-forward answer 404 NotFound. Nothing re-creates it.
+    pub async fn delete_pod(&self, ns: &str, pod: &str) {
+        let runtime = lock(&self.state.pods).remove(&(ns.to_string(), pod.to_string()));
+        if let Some(mut child) = runtime.and_then(|mut r| r.child.take()) {
+            let _ = child.kill().await;
+        }
+        lock(&self.state.store).remove_where("", "pods", |p| {
+            p.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
+                && p.pointer("/metadata/name").and_then(Value::as_str) == Some(pod)
+        });
+        self.state.refresh_endpointslices();
+    }
+
     /// Append lines to a pod's log, as if its process had printed them.
     pub fn append_log(&self, ns: &str, pod: &str, lines: &str) {
         let mut pods = lock(&self.state.pods);
