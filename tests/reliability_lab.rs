@@ -1,0 +1,479 @@
+//! Faults around the plugin: an unreachable or slow API, 403 on each read, a
+//! pod deleted between listing and forwarding, Ctrl-C during `logs --follow`
+//! and `spread`, and `-v` over TLS with a bearer token. The API is the lab (a
+//! local TEST DOUBLE of the Kubernetes API, pods backed by real
+//! `websocket-server` processes); the plugin runs as a subprocess.
+//!
+//! Covered elsewhere: `check` unreachable/timeout/403 on pods and `-v`
+//! (check_cli.rs, check_lab.rs); a pod killed mid-test, a hung port-forward,
+//! an injected port-forward error and Ctrl-C during `per-pod`
+//! (per_pod_lab.rs).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::process::Command;
+use wsaffinity_lab::{Lab, LabOptions, Scenario};
+
+const NS: &str = "websocket-app-dev";
+const SVC: &str = "svc/dev-websocket-server";
+const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
+/// Upper bound for one plugin run in these tests.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+async fn lab(tls: bool, processes: bool) -> Lab {
+    Lab::start(LabOptions {
+        scenario: Scenario::DevOverlay,
+        tls,
+        processes,
+    })
+    .await
+    .expect("lab starts (run `cargo build -p websocket-server` first)")
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+
+    fn all(&self) -> String {
+        format!("exit {:?}\n{}\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+fn command(kubeconfig: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn wait(child: tokio::process::Child, started: Instant) -> Run {
+    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("the plugin finishes in time")
+        .expect("the plugin runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+async fn run(kubeconfig: &Path, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let child = command(kubeconfig, args).spawn().expect("spawn the plugin");
+    wait(child, started).await
+}
+
+fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("the plugin is running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -INT {pid}");
+}
+
+/// Established TCP connections (either end) on a loopback port, from
+/// /proc/net/tcp: the test's own view of what is still open.
+fn established_on(port: u16) -> usize {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return 0;
+    };
+    let port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local, remote, state (01 = ESTABLISHED)
+            cols.len() > 3
+                && cols[3] == "01"
+                && (cols[1].ends_with(&port) || cols[2].ends_with(&port))
+        })
+        .count()
+}
+
+fn lab_port(lab: &Lab) -> u16 {
+    lab.server_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {}", lab.server_url()))
+}
+
+/// Polls `check` until it holds (bounded).
+async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} (waited {within:?})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// An unreachable or slow API
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_api_exits_2_naming_the_server_for_per_pod_logs_and_spread() {
+    // A port bound but never listened on: connections are refused at once.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("local addr");
+    let server = format!("http://{addr}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\n\
+             contexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: dev}}\nusers:\n- name: u\n  user: {{token: s3cr3t-t0ken}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+
+    for args in [
+        &["per-pod", "svc/web"][..],
+        &["logs", "svc/web"],
+        &["logs", "svc/web", "--follow"],
+        &["spread", "svc/web"],
+    ] {
+        let r = run(&kubeconfig, args).await;
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.all());
+        assert!(r.stderr.contains(&server), "{args:?}: {}", r.all());
+        assert!(!r.all().contains("s3cr3t-t0ken"), "{args:?}: {}", r.all());
+        assert!(
+            r.took < Duration::from_secs(20),
+            "{args:?} took {:?}",
+            r.took
+        );
+    }
+    drop(socket);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_is_honoured_by_per_pod_logs_and_spread() {
+    let lab = lab(false, false).await;
+    lab.set_latency(Duration::from_secs(5));
+    for command in ["per-pod", "logs", "spread"] {
+        let r = run(
+            lab.kubeconfig_path(),
+            &[command, SVC, "-n", NS, "--request-timeout", "300ms"],
+        )
+        .await;
+        assert_eq!(r.code, Some(2), "{command}: {}", r.all());
+        assert!(
+            r.stderr.contains("--request-timeout"),
+            "{command}: {}",
+            r.all()
+        );
+        assert!(
+            r.took < Duration::from_secs(4),
+            "{command} took {:?}: {}",
+            r.took,
+            r.all()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 403 on each read
+// ---------------------------------------------------------------------------
+
+/// Runs `args` against a fresh lab where `resource` answers 403.
+async fn forbidden(resource: &str, args: &[&str]) -> Run {
+    let lab = lab(false, true).await;
+    lab.forbid(resource);
+    run(lab.kubeconfig_path(), args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_on_each_read_names_the_missing_permission() {
+    // (resource forbidden, command, the permission the message must name)
+    let cases: [(&str, &[&str], &str); 7] = [
+        ("services", &["check", SVC, "-n", NS], "`get` on `services`"),
+        (
+            "endpointslices.discovery.k8s.io",
+            &["check", SVC, "-n", NS],
+            "`list` on `endpointslices.discovery.k8s.io`",
+        ),
+        (
+            "services",
+            &["per-pod", SVC, "-n", NS],
+            "`get` on `services`",
+        ),
+        ("pods", &["per-pod", SVC, "-n", NS], "`list` on `pods`"),
+        (
+            "pods/portforward",
+            &["per-pod", SVC, "-n", NS],
+            "`create` on `pods/portforward`",
+        ),
+        ("pods", &["logs", SVC, "-n", NS], "`list` on `pods`"),
+        ("pods/log", &["logs", SVC, "-n", NS], "`get` on `pods/log`"),
+    ];
+    for (resource, args, permission) in cases {
+        let r = forbidden(resource, args).await;
+        let all = r.all();
+        assert_eq!(r.code, Some(2), "{resource} {args:?}: {all}");
+        assert!(
+            r.stderr.contains(&format!("Ask for {permission}")),
+            "{resource} {args:?}: {all}"
+        );
+        assert!(!all.contains("panicked"), "{resource} {args:?}: {all}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A pod deleted between listing and forwarding
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_deleted_between_listing_and_forwarding_is_reported_and_the_other_is_tested() {
+    let lab = lab(false, true).await;
+    let pods = lab.pods(NS);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let gone = pods[0].clone();
+    // Every API answer waits 300 ms, counted on arrival: once the first
+    // port-forward request is counted, the pod list has been answered and no
+    // forward has been served yet.
+    lab.set_latency(Duration::from_millis(300));
+    let started = Instant::now();
+    let child = command(
+        lab.kubeconfig_path(),
+        &["per-pod", SVC, "-n", NS, "--connect", "2", "-o", "json"],
+    )
+    .spawn()
+    .expect("spawn the plugin");
+    eventually(
+        "the plugin never asked for a port-forward",
+        Duration::from_secs(20),
+        || lab.counts().get("create pods/portforward") > 0,
+    )
+    .await;
+    assert!(lab.counts().get("list pods") > 0, "listed first");
+    lab.delete_pod(NS, &gone).await;
+    let r = wait(child, started).await;
+
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    let report = r.json();
+    let probes = report["observations"]["perPod"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let probe = |pod: &str| {
+        probes
+            .iter()
+            .find(|p| p["pod"] == pod)
+            .cloned()
+            .unwrap_or_else(|| panic!("no probe for {pod}: {}", r.all()))
+    };
+    let deleted = probe(&gone);
+    assert_eq!(deleted["ok"], 0, "{deleted:#}");
+    let error = deleted["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("pods \"{gone}\" not found")),
+        "the API's NotFound text: {deleted:#}"
+    );
+    let other = probe(&pods[1]);
+    assert_eq!(other["ok"], 2, "{other:#}");
+    let wsa060 = report["findings"]
+        .as_array()
+        .map(|a| a.iter().filter(|f| f["code"] == "WSA060").count())
+        .unwrap_or(0);
+    assert_eq!(wsa060, 1, "{}", r.all());
+    lab.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Ctrl-C
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_logs_follow_exits_and_leaves_no_stream_open() {
+    let lab = lab(false, true).await;
+    let port = lab_port(&lab);
+    let idle = established_on(port);
+    let started = Instant::now();
+    let child = command(lab.kubeconfig_path(), &["logs", SVC, "-n", NS, "--follow"])
+        .spawn()
+        .expect("spawn the plugin");
+    // Both pods' logs are being followed.
+    eventually(
+        "the plugin never followed both logs",
+        Duration::from_secs(20),
+        || lab.counts().get("get pods/log") >= 2,
+    )
+    .await;
+    eventually(
+        "the follow streams never showed up as connections",
+        Duration::from_secs(10),
+        || established_on(port) > idle,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let interrupted = Instant::now();
+    interrupt(&child);
+    let r = wait(child, started).await;
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        interrupted.elapsed()
+    );
+    assert!(matches!(r.code, Some(0) | Some(130)), "{}", r.all());
+    assert!(!r.stderr.contains("panicked"), "{}", r.all());
+    eventually(
+        "connections to the API stayed open after the plugin exited",
+        Duration::from_secs(5),
+        || established_on(port) <= idle,
+    )
+    .await;
+    lab.shutdown().await;
+}
+
+/// `websocket_active_connections` of an in-process server.
+async fn active(addr: SocketAddr) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to /metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write request");
+    let mut body = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut body))
+        .await
+        .expect("metrics in time")
+        .expect("read metrics");
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix("websocket_active_connections ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no websocket_active_connections in {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_spread_leaves_no_connection_open() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(websocket_server::run(
+        listener,
+        websocket_server::Config::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let url = format!("ws://{addr}/");
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let child = command(
+        &dir.path().join("no-kubeconfig"),
+        &[
+            "spread",
+            "--url",
+            &url,
+            "--clients",
+            "3",
+            "--connect",
+            "2",
+            "--hold",
+            "60s",
+        ],
+    )
+    .spawn()
+    .expect("spawn the plugin");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while active(addr).await < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "spread never opened 6 connections"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let interrupted = Instant::now();
+    interrupt(&child);
+    let r = wait(child, started).await;
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(5),
+        "exit took {:?}: {}",
+        interrupted.elapsed(),
+        r.all()
+    );
+    // spread has no Ctrl-C handler: SIGINT ends the process (no exit code)
+    // and the kernel closes its sockets; an exit of its own must be 0 or 130.
+    assert!(matches!(r.code, None | Some(0) | Some(130)), "{}", r.all());
+    assert!(!r.stderr.contains("panicked"), "{}", r.all());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = active(addr).await;
+        if n == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} connections open after Ctrl-C"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}
+
+// ---------------------------------------------------------------------------
+// -v never shows the token
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_runs_over_tls_never_print_the_bearer_token() {
+    let lab = lab(true, true).await;
+    let token = lab.token().to_string();
+    assert!(!token.is_empty());
+    for args in [
+        &["check", SVC, "-n", NS, "-vv"][..],
+        &["per-pod", SVC, "-n", NS, "--connect", "1", "-vv"],
+        &["logs", SVC, "-n", NS, "-vv"],
+        &["spread", SVC, "-n", NS, "-vv", "--timeout", "2s"],
+    ] {
+        let r = run(lab.kubeconfig_path(), args).await;
+        let all = r.all();
+        assert!(
+            r.stderr.contains("GET /api"),
+            "{args:?}: -v logs the API calls: {all}"
+        );
+        assert!(!all.contains(&token), "{args:?}: token leaked: {all}");
+        assert!(
+            !all.to_lowercase().contains("bearer "),
+            "{args:?}: authorization header leaked: {all}"
+        );
+    }
+    lab.shutdown().await;
+}
