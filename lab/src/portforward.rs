@@ -54,7 +54,9 @@ impl Codec {
             }
             Codec::Base64 => {
                 let mut s = String::with_capacity(data.len() * 4 / 3 + 4);
-                s.push(char::from(b'0' + channel));
+                // Byte arithmetic as wsstream's `'0' + channel` does: past
+                // channel 207 (104 ports) it wraps instead of overflowing.
+                s.push(char::from(b'0'.wrapping_add(channel)));
                 s.push_str(&base64::engine::general_purpose::STANDARD.encode(data));
                 Message::text(s)
             }
