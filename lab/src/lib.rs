@@ -38,6 +38,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use faults::Counts;
+/// The port-forward wire format (frame codec, subprotocol choice, `ports`
+/// parsing), public for the property tests.
+pub use portforward::{Codec, V4_BASE64, V4_BINARY, negotiate, parse_ports};
 pub use process::find_server_binary;
 pub use scenario::{LabConfig, Scenario};
 pub use selector::LabelSelector;
