@@ -82,11 +82,13 @@ proptest! {
         let text: String = lines.iter().map(|(l, _)| format!("{l}{eol}")).collect();
         let want = lines.iter().rev().find_map(|(_, n)| *n);
         let pattern = ActivePattern::default();
-        let streamed = split(text.as_bytes(), &cuts)
-            .iter()
-            .filter_map(|l| match_line(&pattern, l))
-            .last()
-            .map(|m| m.active);
+        // As a follower sees it: line by line, keeping the latest match.
+        let mut streamed = None;
+        for line in split(text.as_bytes(), &cuts) {
+            if let Some(m) = match_line(&pattern, &line) {
+                streamed = Some(m.active);
+            }
+        }
         prop_assert_eq!(streamed, want);
         prop_assert_eq!(latest_in_chunk(&pattern, &text).map(|m| m.active), want);
     }
