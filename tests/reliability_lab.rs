@@ -1,6 +1,7 @@
 //! Faults around the plugin: an unreachable or slow API, 403 on each read, a
-//! pod deleted between listing and forwarding, Ctrl-C during `logs --follow`
-//! and `spread`, and `-v` over TLS with a bearer token. The API is the lab (a
+//! pod deleted between listing and forwarding, port-forwards cut mid-hold,
+//! Ctrl-C during `logs --follow` and `spread`, and `-v` over TLS with a
+//! bearer token. The API is the lab (a
 //! local TEST DOUBLE of the Kubernetes API, pods backed by real
 //! `websocket-server` processes); the plugin runs as a subprocess.
 //!
@@ -474,6 +475,60 @@ async fn verbose_runs_over_tls_never_print_the_bearer_token() {
             !all.to_lowercase().contains("bearer "),
             "{args:?}: authorization header leaked: {all}"
         );
+    }
+    lab.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// A port-forward dropped mid-test (the pod itself stays up)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forwards_cut_mid_hold_are_reported_and_the_pods_count_back_to_0() {
+    let lab = lab(false, true).await;
+    let pods = lab.pods(NS);
+    // The kubelet's streaming idle timeout, far shorter than the plugin's
+    // 15 s keepalive: every forward is cut while the test holds it.
+    lab.set_portforward_idle_timeout(Some(Duration::from_millis(800)));
+    let r = run(
+        lab.kubeconfig_path(),
+        &[
+            "per-pod",
+            SVC,
+            "-n",
+            NS,
+            "--connect",
+            "2",
+            "--hold",
+            "4s",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.took < Duration::from_secs(20), "took {:?}", r.took);
+    let report = r.json();
+    let probes = report["observations"]["perPod"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(probes.len(), pods.len(), "{}", r.all());
+    for probe in &probes {
+        assert_eq!(probe["failed"], 2, "{probe:#}");
+        assert!(
+            probe["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{probe:#}"
+        );
+    }
+    // The pods' servers saw every connection go.
+    for pod in &pods {
+        let backend = lab.pod_backend(NS, pod).expect("pod still running");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while active(backend).await != 0 {
+            assert!(Instant::now() < deadline, "{pod} still has connections");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     lab.shutdown().await;
 }
