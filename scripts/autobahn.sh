@@ -34,6 +34,12 @@ fi
 if [ -z "$python27" ] && command -v python2.7 >/dev/null 2>&1; then
   python27=$(command -v python2.7)
 fi
+# pyenv installed but not on PATH (a non-login shell, as in CI).
+if [ -z "$python27" ]; then
+  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/2.7*/bin/python2.7; do
+    [ -x "$candidate" ] && python27=$candidate
+  done
+fi
 if [ -z "$python27" ] || ! "$python27" -c 'import sys; sys.exit(sys.version_info[:2] != (2, 7))' 2>/dev/null; then
   log "skipped: Python 2.7 not found (install it with pyenv: pyenv install 2.7.18)"
   exit 0
@@ -76,13 +82,17 @@ rm -rf "$report"
 server_log=target/autobahn/server.log
 spec=target/autobahn/fuzzingclient.json
 server_pid=""
+wstest_pid=""
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  for pid in $wstest_pid $server_pid; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # 16 MiB: the 9.x cases send messages of up to 16 MiB.
 "$server" --no-hello --max-message-size 16777216 --port 0 --bind 127.0.0.1 \
@@ -111,12 +121,17 @@ sed -e "s#OUTDIR#$root/$report#" -e "s#URL#ws://$addr#" -e "s#\"CASES\"#$cases_j
 # --- the testsuite ------------------------------------------------------------
 start=$(date +%s)
 log "running wstest -m fuzzingclient (cases: $cases)"
-(cd target/autobahn && timeout 900 "$root/$venv/bin/wstest" -m fuzzingclient -s "$root/$spec") \
-  >target/autobahn/wstest.log 2>&1 || {
-  log "error: wstest exited with $? (tail of target/autobahn/wstest.log):"
+(cd target/autobahn && exec timeout 900 "$root/$venv/bin/wstest" -m fuzzingclient -s "$root/$spec") \
+  >target/autobahn/wstest.log 2>&1 &
+wstest_pid=$!
+status=0
+wait "$wstest_pid" || status=$?
+wstest_pid=""
+if [ "$status" -ne 0 ]; then
+  log "error: wstest exited with $status (tail of target/autobahn/wstest.log):"
   tail -20 target/autobahn/wstest.log
   exit 1
-}
+fi
 log "wstest took $(($(date +%s) - start)) s"
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
