@@ -429,9 +429,14 @@ async fn ctrl_c_during_spread_leaves_no_connection_open() {
         interrupted.elapsed(),
         r.all()
     );
-    // spread has no Ctrl-C handler: SIGINT ends the process (no exit code)
-    // and the kernel closes its sockets; an exit of its own must be 0 or 130.
-    assert!(matches!(r.code, None | Some(0) | Some(130)), "{}", r.all());
+    // spread catches Ctrl-C: it closes every connection with a close frame
+    // and exits 130, as per-pod does.
+    assert_eq!(r.code, Some(130), "{}", r.all());
+    assert!(
+        r.stderr.contains("interrupted: closed all 6 connections"),
+        "{}",
+        r.all()
+    );
     assert!(!r.stderr.contains("panicked"), "{}", r.all());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

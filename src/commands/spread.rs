@@ -15,12 +15,14 @@ use anyhow::{Context, bail};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::client;
+use crate::commands::per_pod::EXIT_INTERRUPTED;
 use crate::config::{Config, OutputFormat};
 use crate::diagnose;
 use crate::gather;
+use crate::probe::cancel::Cancel;
 use crate::probe::url::derive::url_from_ingresses;
 use crate::probe::url::summary::summarize;
-use crate::probe::url::{ResolveEntry, UrlOptions, WsUrl, run_clients};
+use crate::probe::url::{ResolveEntry, UrlOptions, WsUrl, run_clients_until};
 use crate::render;
 use crate::report::Report;
 use crate::snapshot::{Observations, Snapshot};
@@ -114,7 +116,20 @@ pub async fn run(
     };
 
     let opts = spread.options(url);
-    let run = run_clients(&opts).await;
+    // Ctrl-C stops opening, ends the hold and still closes every connection.
+    let (interrupt, cancel) = Cancel::new();
+    let on_ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            interrupt.cancel();
+        }
+    });
+    let run = run_clients_until(&opts, &cancel).await;
+    on_ctrl_c.abort();
+    if cancel.is_cancelled() {
+        let opened: usize = run.clients.iter().map(|c| c.pods.len()).sum();
+        eprintln!("interrupted: closed all {opened} connections that were open");
+        return Ok(EXIT_INTERRUPTED);
+    }
     let succeeded: usize = run.clients.iter().map(|c| c.pods.len()).sum();
     if succeeded == 0 {
         let first = run

@@ -1,3 +1,4 @@
+pub mod cancel;
 pub mod logs;
 pub mod per_pod;
 pub mod portforward;

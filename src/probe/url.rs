@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::probe::cancel::Cancel;
 use crate::snapshot::{UrlClient, UrlRun};
 
 pub use attribution::{AttributedBy, Clues, attribute};
@@ -111,6 +112,14 @@ struct ClientOutcome {
 /// Runs the simulated clients and returns what each saw. Connection errors
 /// are data (`failed`, `error`), never a panic or an early return.
 pub async fn run_clients(opts: &UrlOptions) -> UrlRun {
+    let (_never, cancel) = Cancel::new();
+    run_clients_until(opts, &cancel).await
+}
+
+/// [`run_clients`], stopping early when `cancel` fires: no new connections
+/// are opened, the hold ends, and every open connection still gets its close
+/// frame, so an interrupted run leaves nothing open on the servers.
+pub async fn run_clients_until(opts: &UrlOptions, cancel: &Cancel) -> UrlRun {
     let connector = if opts.url.tls {
         tls::client_config(opts.insecure).map(Connector::Rustls)
     } else {
@@ -147,10 +156,11 @@ pub async fn run_clients(opts: &UrlOptions) -> UrlRun {
         let opts = opts.clone();
         let limit = limit.clone();
         let connector = connector.clone();
+        let cancel = cancel.clone();
         set.spawn(async move {
             // The semaphore is never closed; a failed acquire just runs unbounded.
             let _permit = limit.acquire_owned().await.ok();
-            run_client(i, &opts, connector).await
+            run_client(i, &opts, connector, &cancel).await
         });
     }
 
@@ -176,8 +186,11 @@ pub async fn run_clients(opts: &UrlOptions) -> UrlRun {
     for o in &mut outcomes {
         open.append(&mut o.open);
     }
-    if !opts.hold.is_zero() {
-        hold_all(&mut open, opts.hold).await;
+    if !opts.hold.is_zero() && !cancel.is_cancelled() {
+        tokio::select! {
+            _ = hold_all(&mut open, opts.hold) => {}
+            _ = cancel.cancelled() => {}
+        }
     }
     close_all(open, opts.timeout).await;
 
@@ -214,7 +227,12 @@ async fn close_all(open: Vec<Ws>, timeout: Duration) {
     futures::future::join_all(closes).await;
 }
 
-async fn run_client(index: u32, opts: &UrlOptions, connector: Connector) -> ClientOutcome {
+async fn run_client(
+    index: u32,
+    opts: &UrlOptions,
+    connector: Connector,
+    cancel: &Cancel,
+) -> ClientOutcome {
     let source = if opts.source_ips.is_empty() {
         None
     } else {
@@ -232,7 +250,11 @@ async fn run_client(index: u32, opts: &UrlOptions, connector: Connector) -> Clie
     };
     let mut jar = CookieJar::new();
     for _ in 0..opts.connect {
-        match open_one(opts, &connector, source, &mut jar).await {
+        let opened = tokio::select! {
+            r = open_one(opts, &connector, source, &mut jar) => r,
+            _ = cancel.cancelled() => break,
+        };
+        match opened {
             Ok(conn) => {
                 outcome.report.pods.push(conn.pod);
                 outcome.report.attributed_by.push(conn.by);

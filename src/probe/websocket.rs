@@ -99,7 +99,7 @@ pub enum ClientError {
         phase: &'static str,
         limit: Duration,
     },
-    #[error("the server closed the connection while {phase}{}", close_reason(.frame))]
+    #[error("{}", closed_text(phase, frame))]
     Closed {
         phase: &'static str,
         frame: Option<String>,
@@ -112,10 +112,15 @@ pub enum ClientError {
     },
 }
 
-fn close_reason(frame: &Option<String>) -> String {
+/// With a close frame the server (or the balancer) chose to close; without
+/// one the stream just ended, e.g. a port-forward tunnel cut by the kubelet.
+fn closed_text(phase: &str, frame: &Option<String>) -> String {
     match frame {
-        Some(f) => format!(" ({f})"),
-        None => String::new(),
+        Some(f) => format!("the server closed the connection while {phase} ({f})"),
+        None => format!(
+            "the connection ended without a close frame while {phase} \
+             (the server, a proxy or the port-forward tunnel went away)"
+        ),
     }
 }
 
