@@ -2,11 +2,15 @@
 //! Kubernetes API): the plugin binary runs as a subprocess with `--kubeconfig`.
 //! Each test starts its own lab without pod processes.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Instant;
 
 use serde_json::Value;
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use support::codes;
+use wsaffinity_lab::{Lab, Scenario};
 
 const DEV_NS: &str = "websocket-app-dev";
 const DEV_SVC: &str = "svc/dev-websocket-server";
@@ -18,46 +22,14 @@ fn scenario_path(name: &str) -> PathBuf {
 }
 
 async fn lab(scenario: Scenario) -> Lab {
-    Lab::start(LabOptions {
-        scenario,
-        tls: false,
-        processes: false,
-    })
-    .await
-    .expect("start the lab")
+    support::start_lab(scenario, false, false).await
 }
 
 async fn lab_file(name: &str) -> Lab {
     lab(Scenario::File(scenario_path(name))).await
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
-
-    fn codes(&self) -> Vec<String> {
-        codes(&self.json())
-    }
-}
-
-fn codes(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["code"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+type Run = support::Run<i32>;
 
 fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
     report["findings"]
@@ -72,22 +44,14 @@ fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
 }
 
 async fn run_env(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"));
-    cmd.args(args)
-        .arg("--kubeconfig")
-        .arg(lab.kubeconfig_path())
-        .env_remove("KUBECONFIG")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null());
+    let mut cmd = support::command(lab.kubeconfig_path(), args);
+    cmd.env_remove("NO_COLOR");
     for (k, v) in env {
         cmd.env(k, v);
     }
+    let started = Instant::now();
     let out = cmd.output().await.expect("run kubectl-wsaffinity");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from_output(out, started.elapsed())
 }
 
 async fn run(lab: &Lab, args: &[&str]) -> Run {

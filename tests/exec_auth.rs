@@ -5,24 +5,19 @@
 
 #![cfg(unix)]
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use support::Run;
+use wsaffinity_lab::{Lab, Scenario};
 
 const SVC: &str = "svc/dev-websocket-server";
 
 async fn tls_lab() -> Lab {
-    Lab::start(LabOptions {
-        scenario: Scenario::DevOverlay,
-        tls: true,
-        processes: false,
-    })
-    .await
-    .expect("start the lab")
+    support::start_lab(Scenario::DevOverlay, true, false).await
 }
 
 fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -54,31 +49,8 @@ fn exec_kubeconfig(lab: &Lab, dir: &Path, command: &Path, args: &[&str]) -> Path
     path
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 async fn plugin(kubeconfig: &Path, args: &[&str]) -> Run {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), child)
-        .await
-        .expect("kubectl-wsaffinity took more than 60 s")
-        .expect("run kubectl-wsaffinity");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::run(kubeconfig, args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,72 +3,38 @@
 //! stdout is its log). The plugin binary runs as a subprocess with
 //! `--kubeconfig`. Needs `cargo build -p websocket-server`.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{BIN, RUN_LIMIT, codes};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use wsaffinity_lab::{Lab, Scenario};
 
 const NS: &str = "websocket-app-dev";
 const SVC: &str = "svc/dev-websocket-server";
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
-const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+type Run = support::Run<i32>;
+
 async fn lab() -> Lab {
-    Lab::start(LabOptions {
-        scenario: Scenario::DevOverlay,
-        tls: false,
-        processes: true,
-    })
-    .await
-    .expect("lab starts (run `cargo build -p websocket-server` first)")
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
+    support::start_lab(Scenario::DevOverlay, false, true).await
 }
 
 fn command(lab: &Lab, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("logs")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(lab.kubeconfig_path())
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
+    support::command(lab.kubeconfig_path(), &[&["logs"], args].concat())
 }
 
 async fn run(lab: &Lab, args: &[&str]) -> Run {
+    let started = Instant::now();
     let child = command(lab, args).spawn().expect("spawn the plugin");
-    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
-        .await
-        .expect("the plugin finishes in time")
-        .expect("the plugin runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::wait(child, started).await
 }
 
 /// Opens `n` WebSocket connections straight to the pod's real server.
@@ -95,17 +61,6 @@ fn active_of(report: &Value, pod: &str) -> Option<u64> {
         .iter()
         .find(|l| l["pod"] == pod)
         .and_then(|l| l["active"].as_u64())
-}
-
-fn codes(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["code"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Runs `logs -o json` until `done` holds (the server logs a change within
@@ -506,13 +461,7 @@ async fn the_container_serving_the_port_is_read_and_a_wrong_one_is_reported() {
         "      containers:\n      - name: log-shipper\n        image: busybox\n",
         1,
     );
-    let lab = Lab::start(LabOptions {
-        scenario: Scenario::Yaml(with_sidecar),
-        tls: false,
-        processes: true,
-    })
-    .await
-    .expect("lab starts");
+    let lab = support::start_lab(Scenario::Yaml(with_sidecar), false, true).await;
     let (a, b, addr_a, _) = two_pods(&lab);
     let _conns = open(addr_a, 4).await;
     let report = json_until(&lab, &[SVC, "-o", "json"], |r| active_of(r, &a) == Some(4)).await;

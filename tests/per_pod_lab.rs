@@ -3,68 +3,29 @@
 //! backed by real `websocket-server` processes). The plugin binary runs as a
 //! subprocess with `--kubeconfig`. Needs `cargo build -p websocket-server`.
 
+mod support;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{BIN, RUN_LIMIT};
 use tokio::process::Command;
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use wsaffinity_lab::{Lab, Scenario};
 
 const NS: &str = "websocket-app-dev";
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
-/// Upper bound for one plugin run in these tests.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+type Run = support::Run<i32>;
 
 async fn lab(scenario: Scenario) -> Lab {
-    Lab::start(LabOptions {
-        scenario,
-        tls: false,
-        processes: true,
-    })
-    .await
-    .expect("lab starts (run `cargo build -p websocket-server` first)")
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
+    support::start_lab(scenario, false, true).await
 }
 
 fn command(lab: &Lab, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("per-pod")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(lab.kubeconfig_path())
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
+    support::command(lab.kubeconfig_path(), &[&["per-pod"], args].concat())
 }
 
 async fn wait(child: tokio::process::Child, started: Instant) -> Run {
-    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
-        .await
-        .expect("the plugin finishes in time")
-        .expect("the plugin runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: started.elapsed(),
-    }
+    support::wait(child, started).await
 }
 
 async fn run(lab: &Lab, args: &[&str]) -> Run {

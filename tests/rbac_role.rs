@@ -8,13 +8,14 @@
 //! plugin says which verb on which resource to ask for and exits 2, or, for an
 //! optional routing kind, notes what it skipped (WSA037).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use support::Run;
+use wsaffinity_lab::{Lab, Scenario};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const NS: &str = "websocket-app-dev";
@@ -141,56 +142,12 @@ fn scenario(permissions: &[String]) -> String {
 }
 
 async fn lab(permissions: &[String]) -> Lab {
-    Lab::start(LabOptions {
-        scenario: Scenario::Yaml(scenario(permissions)),
-        tls: false,
-        processes: true,
-    })
-    .await
-    .expect("start the lab")
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn codes(&self) -> Vec<String> {
-        let report: Value = serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr));
-        report["findings"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f["code"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
+    support::start_lab(Scenario::Yaml(scenario(permissions)), false, true).await
 }
 
 async fn plugin(lab: &Lab, token: &str, args: &[&str]) -> Run {
     let kubeconfig = lab.write_kubeconfig_for_token(token).expect("kubeconfig");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), child)
-        .await
-        .expect("kubectl-wsaffinity took more than 60 s")
-        .expect("run kubectl-wsaffinity");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::run(&kubeconfig, args).await
 }
 
 const PER_POD: &[&str] = &[

@@ -10,80 +10,28 @@
 //! an injected port-forward error and Ctrl-C during `per-pod`
 //! (per_pod_lab.rs).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tokio::process::Command;
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use support::{Run, command, eventually};
+use wsaffinity_lab::{Lab, Scenario};
 
 const NS: &str = "websocket-app-dev";
 const SVC: &str = "svc/dev-websocket-server";
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
-/// Upper bound for one plugin run in these tests.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 async fn lab(tls: bool, processes: bool) -> Lab {
-    Lab::start(LabOptions {
-        scenario: Scenario::DevOverlay,
-        tls,
-        processes,
-    })
-    .await
-    .expect("lab starts (run `cargo build -p websocket-server` first)")
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
-
-    fn all(&self) -> String {
-        format!("exit {:?}\n{}\n{}", self.code, self.stdout, self.stderr)
-    }
-}
-
-fn command(kubeconfig: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
+    support::start_lab(Scenario::DevOverlay, tls, processes).await
 }
 
 async fn wait(child: tokio::process::Child, started: Instant) -> Run {
-    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
-        .await
-        .expect("the plugin finishes in time")
-        .expect("the plugin runs");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: started.elapsed(),
-    }
+    support::wait(child, started).await
 }
 
 async fn run(kubeconfig: &Path, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let child = command(kubeconfig, args).spawn().expect("spawn the plugin");
-    wait(child, started).await
+    support::run(kubeconfig, args).await
 }
 
 fn interrupt(child: &tokio::process::Child) {
@@ -121,15 +69,6 @@ fn lab_port(lab: &Lab) -> u16 {
         .next()
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .unwrap_or_else(|| panic!("no port in {}", lab.server_url()))
-}
-
-/// Polls `check` until it holds (bounded).
-async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "{what} (waited {within:?})");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------

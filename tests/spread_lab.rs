@@ -4,14 +4,13 @@
 //! the snapshot; a real HAProxy on loopback plays the Ingress controller.
 
 mod spread_support;
+mod support;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
-use serde_json::Value;
 use spread_support::{Balance, backends, haproxy};
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use support::Run;
+use wsaffinity_lab::{Lab, Scenario};
 
 const NS: &str = "websocket-app-dev";
 const SVC: &str = "svc/dev-websocket-server";
@@ -19,58 +18,11 @@ const HOST: &str = "websocket-dev.example.com";
 
 async fn lab() -> Lab {
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/scenarios/dev.yaml");
-    Lab::start(LabOptions {
-        scenario: Scenario::File(scenario),
-        tls: false,
-        processes: false,
-    })
-    .await
-    .expect("start the lab")
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
-
-    fn codes(&self) -> Vec<String> {
-        self.json()["findings"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f["code"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
+    support::start_lab(Scenario::File(scenario), false, false).await
 }
 
 async fn plugin(lab: &Lab, args: &[&str]) -> Run {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(lab.kubeconfig_path())
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), child)
-        .await
-        .expect("kubectl-wsaffinity took more than 60 s")
-        .expect("run kubectl-wsaffinity");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::run(lab.kubeconfig_path(), args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

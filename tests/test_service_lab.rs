@@ -3,17 +3,18 @@
 //! manifest, `--apply` (the plugin's only write), `--delete` and its refusal,
 //! a 403 on create, and the lab's create/delete answers themselves.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::Value;
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use support::Run;
+use wsaffinity_lab::{Lab, Scenario};
 
 const NS: &str = "websocket-app-dev";
 const SOURCE: &str = "dev-websocket-server";
@@ -26,23 +27,12 @@ fn dev_yaml() -> String {
 }
 
 async fn lab_with(extra: &str) -> Lab {
-    Lab::start(LabOptions {
-        scenario: Scenario::Yaml(format!("{}\n---\n{extra}", dev_yaml())),
-        tls: false,
-        processes: false,
-    })
-    .await
-    .expect("start the lab")
+    let yaml = format!("{}\n---\n{extra}", dev_yaml());
+    support::start_lab(Scenario::Yaml(yaml), false, false).await
 }
 
 async fn lab() -> Lab {
-    Lab::start(LabOptions {
-        scenario: Scenario::Yaml(dev_yaml()),
-        tls: false,
-        processes: false,
-    })
-    .await
-    .expect("start the lab")
+    support::start_lab(Scenario::Yaml(dev_yaml()), false, false).await
 }
 
 async fn client(lab: &Lab) -> Client {
@@ -54,31 +44,8 @@ async fn client(lab: &Lab) -> Client {
     Client::try_from(config).expect("kube client")
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 async fn plugin_with(kubeconfig: &Path, args: &[&str]) -> Run {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), child)
-        .await
-        .expect("kubectl-wsaffinity took more than 60 s")
-        .expect("run kubectl-wsaffinity");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::run(kubeconfig, args).await
 }
 
 async fn plugin(lab: &Lab, args: &[&str]) -> Run {

@@ -1,0 +1,145 @@
+//! Helpers shared by the plugin's integration tests: starting the lab (a local
+//! TEST DOUBLE of the Kubernetes API), running the plugin binary against it as
+//! a subprocess with `--kubeconfig`, reading its JSON report, and bounded
+//! polling. Each test file uses what it needs, hence `dead_code` is allowed.
+
+#![allow(dead_code)]
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use wsaffinity_lab::{Lab, LabOptions, Scenario};
+
+/// The plugin binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
+/// Upper bound for one plugin run in these tests.
+pub const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Starts the lab. With `processes`, its pods are real `websocket-server`
+/// processes, which must have been built first.
+pub async fn start_lab(scenario: Scenario, tls: bool, processes: bool) -> Lab {
+    let started = Lab::start(LabOptions {
+        scenario,
+        tls,
+        processes,
+    })
+    .await;
+    if processes {
+        started.expect("lab starts (run `cargo build -p websocket-server` first)")
+    } else {
+        started.expect("start the lab")
+    }
+}
+
+/// How a test file reads the exit code: `Option<i32>` (`None` when a signal
+/// ended the plugin) or `i32` (`-1` then).
+pub trait ExitCode {
+    fn from_status(code: Option<i32>) -> Self;
+}
+
+impl ExitCode for Option<i32> {
+    fn from_status(code: Option<i32>) -> Self {
+        code
+    }
+}
+
+impl ExitCode for i32 {
+    fn from_status(code: Option<i32>) -> Self {
+        code.unwrap_or(-1)
+    }
+}
+
+/// One finished plugin run.
+pub struct Run<C = Option<i32>> {
+    pub code: C,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl<C: ExitCode> Run<C> {
+    pub fn from_output(out: Output, took: Duration) -> Self {
+        Run {
+            code: C::from_status(out.status.code()),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            took,
+        }
+    }
+}
+
+impl<C> Run<C> {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+
+    /// The finding codes of the JSON report on stdout.
+    pub fn codes(&self) -> Vec<String> {
+        codes(&self.json())
+    }
+}
+
+impl<C: Debug> Run<C> {
+    /// Exit code, stdout and stderr, for assertion messages.
+    pub fn all(&self) -> String {
+        format!("exit {:?}\n{}\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// The finding codes of a JSON report, in order.
+pub fn codes(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["code"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The plugin with `args`, then `--kubeconfig kubeconfig`; no `KUBECONFIG`,
+/// `NO_COLOR=1`, stdin closed, stdout and stderr piped, killed on drop.
+pub fn command(kubeconfig: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Waits for a spawned plugin, at most [`RUN_LIMIT`].
+pub async fn wait<C: ExitCode>(child: Child, started: Instant) -> Run<C> {
+    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("the plugin finishes in time")
+        .expect("the plugin runs");
+    Run::from_output(out, started.elapsed())
+}
+
+/// Runs the plugin (see [`command`]) to the end, at most [`RUN_LIMIT`].
+pub async fn run<C: ExitCode>(kubeconfig: &Path, args: &[&str]) -> Run<C> {
+    let started = Instant::now();
+    let child = command(kubeconfig, args).spawn().expect("spawn the plugin");
+    wait(child, started).await
+}
+
+/// Polls `check` until it holds (bounded).
+pub async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} (waited {within:?})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
