@@ -350,12 +350,7 @@ async fn run_on_tty(lab: &Lab, extra: &str, env: &[(&str, &str)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn colour_on_a_tty_unless_no_color() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: util-linux `script` is not installed");
+    if support::script_missing() {
         return;
     }
     let lab = lab(Scenario::DevOverlay).await;

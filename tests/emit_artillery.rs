@@ -9,6 +9,7 @@
 //! loopback (no DNS for other hosts) and Artillery's telemetry off.
 
 mod spread_support;
+mod support;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -209,22 +210,7 @@ fn listening(p: &mut Proxy) -> bool {
 
 /// `kubectl wsaffinity spread ... --emit artillery` (no cluster: --url).
 fn emit(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
-        .arg("spread")
-        .args(args)
-        .args(["--emit", "artillery"])
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kubectl-wsaffinity");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    support::spread_without_cluster(&[args, &["--emit", "artillery"]].concat())
 }
 
 struct ArtilleryRun {

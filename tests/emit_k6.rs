@@ -6,29 +6,17 @@
 //! counter. The TestRun manifest must parse as YAML with the expected fields.
 //! `--emit` with a target reads the URL from its Ingress in the lab.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use wsaffinity_lab::Scenario;
 
 fn emit(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
-        .arg("spread")
-        .args(args)
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kubectl-wsaffinity");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    support::spread_without_cluster(args)
 }
 
 const K6_ARGS: [&str; 15] = [
@@ -288,13 +276,7 @@ fn emit_rejects_an_unknown_tool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emit_without_url_takes_the_ingress_url_from_the_lab() {
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/scenarios/dev.yaml");
-    let lab = Lab::start(LabOptions {
-        scenario: Scenario::File(scenario),
-        tls: false,
-        processes: false,
-    })
-    .await
-    .expect("start the lab");
+    let lab = support::start_lab(Scenario::File(scenario), false, false).await;
     lab.reset_counts();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
         .args([

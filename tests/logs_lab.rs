@@ -399,12 +399,7 @@ async fn follow_duration_ends_the_follow_and_json_is_refused() {
 /// redrawn in place with ANSI cursor moves, the counts in its last frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_on_a_terminal_redraws_a_table_in_place() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: util-linux `script` is not installed");
+    if support::script_missing() {
         return;
     }
     let lab = lab().await;

@@ -413,12 +413,7 @@ async fn ctrl_c_closes_every_connection_before_exiting() {
 /// Runs `per-pod` under a pseudo-terminal (util-linux `script`); `None`
 /// when `script` is not installed.
 async fn run_on_tty(lab: &Lab, extra: &str) -> Option<String> {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: util-linux `script` is not installed");
+    if support::script_missing() {
         return None;
     }
     let cmdline = format!(

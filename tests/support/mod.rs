@@ -143,3 +143,36 @@ pub async fn eventually(what: &str, within: Duration, mut check: impl FnMut() ->
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `kubectl wsaffinity spread ARGS` with no cluster (`--url`; `KUBECONFIG`
+/// points nowhere): its stdout, after asserting it exited 0.
+pub fn spread_without_cluster(args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("spread")
+        .args(args)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kubectl-wsaffinity");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// Whether util-linux `script` (a pty for terminal tests) is missing; says
+/// the test is skipped when it is.
+pub fn script_missing() -> bool {
+    let missing = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err();
+    if missing {
+        eprintln!("skipping: util-linux `script` is not installed");
+    }
+    missing
+}
