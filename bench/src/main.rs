@@ -17,7 +17,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::load::{EchoSpec, Wire};
 use crate::process::Server;
-use crate::report::{Report, Verdict, median};
+use crate::report::{Goal, Report};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks of websocket-server and kubectl-wsaffinity against their baselines")]
@@ -236,131 +236,74 @@ async fn server_benches(args: &Args, bins: &Bins, report: &mut Report) -> anyhow
         }
     }
     report.load("server benchmarks end");
-
-    let get =
-        |v: &[(Kind, Vec<f64>)], k: Kind| v.iter().find(|(x, _)| *x == k).map(|(_, r)| median(r));
-    let ours = |v: &[(Kind, Vec<f64>)]| get(v, Kind::Ours).unwrap_or(f64::NAN);
-    let ws_base = if bins.websocat.is_some() {
-        Kind::Websocat
-    } else {
-        Kind::Stock
+    let runs = |v: &[(Kind, Vec<f64>)], k: Kind| -> Vec<f64> {
+        v.iter()
+            .find(|(x, _)| *x == k)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default()
     };
-
-    let m = ours(&kib);
-    let stock = get(&kib, Kind::Stock).unwrap_or(f64::NAN);
+    let idle = format!("idle memory, {} WS conns (KiB/conn)", args.idle_conns);
     report.row(
-        format!("idle memory, {} WS conns (KiB/conn)", args.idle_conns),
-        m,
+        &idle,
+        &runs(&kib, Kind::Ours),
         "stock tungstenite",
-        stock,
-        "<= 8 KiB",
-        Verdict::at_most(m, 8.0),
+        &runs(&kib, Kind::Stock),
+        Goal::AtMost(8.0, "<= 8 KiB"),
     );
-    if let Some(w) = get(&kib, Kind::Websocat) {
-        report.row(
-            "idle memory (KiB/conn)",
-            m,
-            "websocat",
-            w,
-            "info",
-            Verdict::Info,
-        );
-    }
-    let r = ours(&rate);
     report.row(
-        "connection setup (conn/s)",
-        r,
+        &idle,
+        &runs(&kib, Kind::Ours),
+        "websocat",
+        &runs(&kib, Kind::Websocat),
+        Goal::Info,
+    );
+    let setup = "connection setup (conn/s)";
+    report.row(
+        setup,
+        &runs(&rate, Kind::Ours),
         "stock tungstenite",
-        get(&rate, Kind::Stock).unwrap_or(f64::NAN),
-        ">= 10,000/s",
-        Verdict::at_least(r, 10_000.0),
+        &runs(&rate, Kind::Stock),
+        Goal::AtLeast(10_000.0, ">= 10,000/s"),
     );
-    if let Some(w) = get(&rate, Kind::Websocat) {
-        report.row(
-            "connection setup (conn/s)",
-            r,
-            "websocat",
-            w,
-            "info",
-            Verdict::Info,
-        );
-    }
-    let e = ours(&msgs);
-    let base = get(&msgs, ws_base).unwrap_or(f64::NAN);
-    let tcp = get(&msgs, Kind::Tcp).unwrap_or(f64::NAN);
-    if ws_base == Kind::Websocat {
-        report.row(
-            "echo 100 x 20 B (msg/s)",
-            e,
-            "websocat",
-            base,
-            ">= 3x",
-            Verdict::at_least(e / base, 3.0),
-        );
-        report.row(
-            "echo 100 x 20 B (msg/s)",
-            e,
-            "stock tungstenite",
-            get(&msgs, Kind::Stock).unwrap_or(f64::NAN),
-            "info",
-            Verdict::Info,
-        );
-    } else {
-        report.row(
-            "echo 100 x 20 B (msg/s)",
-            e,
-            "stock tungstenite",
-            base,
-            "info (no websocat)",
-            Verdict::Info,
-        );
-    }
     report.row(
-        "echo 100 x 20 B (msg/s)",
-        e,
-        "raw TCP",
-        tcp,
-        ">= 0.30x",
-        Verdict::at_least(e / tcp, 0.30),
+        setup,
+        &runs(&rate, Kind::Ours),
+        "websocat",
+        &runs(&rate, Kind::Websocat),
+        Goal::Info,
     );
-    let b = ours(&bytes);
-    let base = get(&bytes, ws_base).unwrap_or(f64::NAN);
-    let tcp = get(&bytes, Kind::Tcp).unwrap_or(f64::NAN);
-    if ws_base == Kind::Websocat {
+    let small_name = "echo 100 x 20 B (msg/s)";
+    let large_name = "echo 10 x 16 KiB (MB/s)";
+    let have_websocat = bins.websocat.is_some();
+    for (name, v, ws_goal, tcp_goal) in [
+        (
+            small_name,
+            &msgs,
+            Goal::RatioAtLeast(3.0, ">= 3x websocat"),
+            Goal::RatioAtLeast(0.30, ">= 0.30x raw TCP"),
+        ),
+        (
+            large_name,
+            &bytes,
+            Goal::RatioAtLeast(4.0, ">= 4x websocat"),
+            Goal::RatioAtLeast(0.50, ">= 0.50x raw TCP"),
+        ),
+    ] {
+        let ours = runs(v, Kind::Ours);
+        // Without websocat the stock server is the WebSocket baseline.
+        let stock_goal = if have_websocat { Goal::Info } else { ws_goal };
+        if have_websocat {
+            report.row(name, &ours, "websocat", &runs(v, Kind::Websocat), ws_goal);
+        }
         report.row(
-            "echo 10 x 16 KiB (MB/s)",
-            b,
-            "websocat",
-            base,
-            ">= 4x",
-            Verdict::at_least(b / base, 4.0),
-        );
-        report.row(
-            "echo 10 x 16 KiB (MB/s)",
-            b,
+            name,
+            &ours,
             "stock tungstenite",
-            get(&bytes, Kind::Stock).unwrap_or(f64::NAN),
-            "info",
-            Verdict::Info,
+            &runs(v, Kind::Stock),
+            stock_goal,
         );
-    } else {
-        report.row(
-            "echo 10 x 16 KiB (MB/s)",
-            b,
-            "stock tungstenite",
-            base,
-            "info (no websocat)",
-            Verdict::Info,
-        );
+        report.row(name, &ours, "raw TCP", &runs(v, Kind::Tcp), tcp_goal);
     }
-    report.row(
-        "echo 10 x 16 KiB (MB/s)",
-        b,
-        "raw TCP",
-        tcp,
-        ">= 0.50x",
-        Verdict::at_least(b / tcp, 0.50),
-    );
     Ok(())
 }
 
@@ -374,23 +317,21 @@ async fn plugin_benches(args: &Args, dir: &Path, report: &mut Report) -> anyhow:
         "check: {:?} s; requests (all) {:?}; requests (no discovery) {:?}",
         c.secs, c.requests, c.api_requests
     ));
-    let ms = median(&c.secs) * 1000.0;
+    let ms: Vec<f64> = c.secs.iter().map(|x| x * 1000.0).collect();
     report.row(
         "check, 200 svc / 2,000 pods (ms)",
-        ms,
+        &ms,
         "-",
-        f64::NAN,
-        "<= 300 ms",
-        Verdict::at_most(ms, 300.0),
+        &[],
+        Goal::AtMost(300.0, "<= 300 ms"),
     );
-    let req = median(&c.requests.iter().map(|&x| x as f64).collect::<Vec<_>>());
+    let req: Vec<f64> = c.requests.iter().map(|&x| x as f64).collect();
     report.row(
         "check API requests (all)",
-        req,
+        &req,
         "-",
-        f64::NAN,
-        "<= 8",
-        Verdict::at_most(req, 8.0),
+        &[],
+        Goal::AtMost(8.0, "<= 8"),
     );
 
     let p = plugin::per_pod(&plugin, repeat).await?;
@@ -398,24 +339,24 @@ async fn plugin_benches(args: &Args, dir: &Path, report: &mut Report) -> anyhow:
         "per-pod --connect 10 --parallel 4 --hold 0s: {:?} s; direct: {:?} s; --connect 50 peak RSS {:?} KiB",
         p.plugin_secs, p.direct_secs, p.peak_rss_kib
     ));
-    let (ps, ds) = (median(&p.plugin_secs), median(&p.direct_secs));
     report.row(
         "per-pod 20 pods x 10, --parallel 4 (s)",
-        ps,
+        &p.plugin_secs,
         "direct, no port-forward",
-        ds,
-        "<= 2x",
-        Verdict::at_most(ps / ds, 2.0),
+        &p.direct_secs,
+        Goal::RatioAtMost(2.0, "<= 2x direct"),
     );
-    let rss_mb =
-        median(&p.peak_rss_kib.iter().map(|&x| x as f64).collect::<Vec<_>>()) * 1024.0 / 1e6;
+    let rss: Vec<f64> = p
+        .peak_rss_kib
+        .iter()
+        .map(|&x| x as f64 * 1024.0 / 1e6)
+        .collect();
     report.row(
         "per-pod 20 pods x 50 peak RSS (MB)",
-        rss_mb,
+        &rss,
         "-",
-        f64::NAN,
-        "<= 60 MB",
-        Verdict::at_most(rss_mb, 60.0),
+        &[],
+        Goal::AtMost(60.0, "<= 60 MB"),
     );
 
     let l = plugin::logs(&plugin, repeat).await?;
@@ -423,23 +364,21 @@ async fn plugin_benches(args: &Args, dir: &Path, report: &mut Report) -> anyhow:
         "logs: {:?} s; bytes per pod {:?}; log requests {:?}",
         l.secs, l.bytes_per_pod, l.log_requests
     ));
-    let kib = median(&l.bytes_per_pod) / 1024.0;
+    let kib: Vec<f64> = l.bytes_per_pod.iter().map(|x| x / 1024.0).collect();
     report.row(
         "logs 50 pods x 100k lines, read/pod (KiB)",
-        kib,
+        &kib,
         "-",
-        f64::NAN,
-        "<= 64 KiB",
-        Verdict::at_most(kib, 64.0),
+        &[],
+        Goal::AtMost(64.0, "<= 64 KiB"),
     );
-    let ls = median(&l.secs) * 1000.0;
+    let ms: Vec<f64> = l.secs.iter().map(|x| x * 1000.0).collect();
     report.row(
         "logs 50 pods x 100k lines, total (ms)",
-        ls,
+        &ms,
         "-",
-        f64::NAN,
-        "<= 1000 ms",
-        Verdict::at_most(ls, 1000.0),
+        &[],
+        Goal::AtMost(1000.0, "<= 1000 ms"),
     );
     report.load("plugin benchmarks end");
     Ok(())

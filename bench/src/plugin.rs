@@ -99,8 +99,8 @@ impl Run {
     }
 }
 
-/// Runs `plugin args…` with the lab's kubeconfig; output is discarded.
-/// Waits with wait4 for the child's own peak RSS.
+/// Runs `plugin args…` with the lab's kubeconfig, capturing its output.
+/// Waits with wait4; the peak RSS is the child's own VmHWM, sampled.
 async fn run_plugin(plugin: &Path, lab: &Lab, args: &[&str]) -> anyhow::Result<Run> {
     let mut cmd = Command::new(plugin);
     cmd.arg("--kubeconfig")
@@ -126,11 +126,22 @@ async fn run_plugin(plugin: &Path, lab: &Lab, args: &[&str]) -> anyhow::Result<R
         let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
         let drain = drain(child.stderr.take().map(|p| Box::new(p) as _));
         let pid = child.id() as libc::pid_t;
+        // Peak RSS: the child's VmHWM, sampled until it exits. (wait4's
+        // ru_maxrss is no good here: std spawns with CLONE_VM, and exec
+        // records the *parent's* high-water mark — this process, with the lab.)
+        let sampler = std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while let Some(hwm) = vm_hwm_kib(pid as u32) {
+                peak = peak.max(hwm);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        });
         let mut status = 0;
-        // SAFETY: rusage is plain data; wait4 fills it for our own child.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        // SAFETY: wait4 on our own child; no rusage wanted.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, std::ptr::null_mut()) };
         let secs = start.elapsed().as_secs_f64();
+        let peak = sampler.join().unwrap_or(0);
         let err = drain.join().unwrap_or_default();
         let stdout = out.join().unwrap_or_default();
         if r != pid {
@@ -146,12 +157,25 @@ async fn run_plugin(plugin: &Path, lab: &Lab, args: &[&str]) -> anyhow::Result<R
         }
         Ok(Run {
             secs,
-            max_rss_kib: usage.ru_maxrss as u64,
+            max_rss_kib: peak,
             code,
             stdout,
         })
     })
     .await?
+}
+
+/// VmHWM (peak resident set) of a live process, in KiB; None once it has
+/// exited (a zombie has no memory lines).
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 pub struct Check {

@@ -11,26 +11,42 @@ pub fn median(runs: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-pub enum Verdict {
+/// What a row must show: a limit on the measured median, or on the median
+/// of the per-run ratios to the baseline (measured in the same run).
+#[derive(Clone, Copy)]
+pub enum Goal {
+    AtMost(f64, &'static str),
+    AtLeast(f64, &'static str),
+    RatioAtMost(f64, &'static str),
+    RatioAtLeast(f64, &'static str),
+    Info,
+}
+
+enum Verdict {
     Pass,
     Fail,
     Info,
 }
 
-impl Verdict {
-    pub fn at_most(v: f64, limit: f64) -> Verdict {
-        if v <= limit {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        }
+impl Goal {
+    fn judge(self, measured: f64, ratio: f64) -> Verdict {
+        let ok = match self {
+            Goal::AtMost(l, _) => measured <= l,
+            Goal::AtLeast(l, _) => measured >= l,
+            Goal::RatioAtMost(l, _) => ratio <= l,
+            Goal::RatioAtLeast(l, _) => ratio >= l,
+            Goal::Info => return Verdict::Info,
+        };
+        if ok { Verdict::Pass } else { Verdict::Fail }
     }
 
-    pub fn at_least(v: f64, limit: f64) -> Verdict {
-        if v >= limit {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
+    fn text(self) -> &'static str {
+        match self {
+            Goal::AtMost(_, t)
+            | Goal::AtLeast(_, t)
+            | Goal::RatioAtMost(_, t)
+            | Goal::RatioAtLeast(_, t) => t,
+            Goal::Info => "info",
         }
     }
 }
@@ -40,6 +56,7 @@ struct Row {
     measured: f64,
     baseline_name: String,
     baseline: f64,
+    ratio: f64,
     target: String,
     verdict: Verdict,
 }
@@ -113,22 +130,29 @@ impl Report {
         self.details.push(line);
     }
 
+    /// A row from the runs of the measurement and of its baseline (empty:
+    /// none; the row is skipped when the baseline was not run at all).
     pub fn row(
         &mut self,
         metric: impl Display,
-        measured: f64,
+        measured: &[f64],
         baseline_name: &str,
-        baseline: f64,
-        target: &str,
-        verdict: Verdict,
+        baseline: &[f64],
+        goal: Goal,
     ) {
+        if baseline_name != "-" && baseline.is_empty() {
+            return;
+        }
+        let ratios: Vec<f64> = measured.iter().zip(baseline).map(|(m, b)| m / b).collect();
+        let (m, ratio) = (median(measured), median(&ratios));
         self.rows.push(Row {
             metric: metric.to_string(),
-            measured,
+            measured: m,
             baseline_name: baseline_name.to_string(),
-            baseline,
-            target: target.to_string(),
-            verdict,
+            baseline: median(baseline),
+            ratio,
+            target: goal.text().to_string(),
+            verdict: goal.judge(m, ratio),
         });
     }
 
@@ -145,10 +169,10 @@ impl Report {
             .rows
             .iter()
             .map(|r| {
-                let ratio = if r.baseline.is_nan() {
+                let ratio = if r.ratio.is_nan() {
                     "-".to_string()
                 } else {
-                    format!("{:.2}x", r.measured / r.baseline)
+                    format!("{:.2}x", r.ratio)
                 };
                 [
                     r.metric.clone(),
@@ -167,7 +191,13 @@ impl Report {
             })
             .collect();
         let head = [
-            "target", "measured", "baseline", "value", "ratio", "goal", "result",
+            "target",
+            "measured (median)",
+            "baseline",
+            "baseline (median)",
+            "ratio (median of runs)",
+            "goal",
+            "result",
         ]
         .map(String::from);
         let mut width = [0usize; 7];
