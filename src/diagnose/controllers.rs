@@ -17,6 +17,36 @@ use crate::snapshot::{RouteKind, SkipReason};
 
 pub const RULES: &[Rule] = &[wsa035_no_route, wsa036_other_controller];
 
+/// Cookie affinity (`mode` is ingress-nginx's alone).
+fn cookie(name: Option<String>, max_age: Option<u64>) -> Affinity {
+    Affinity::Cookie {
+        name,
+        max_age,
+        mode: None,
+    }
+}
+
+/// `raw` in seconds, or `None` with a WSA036 problem naming `evidence`.
+fn seconds_or_problem(r: &mut Route, raw: &str, evidence: String) -> Option<u64> {
+    match parse_seconds(raw) {
+        Ok(s) => Some(s),
+        Err(reason) => {
+            r.problem("WSA036", evidence, reason);
+            None
+        }
+    }
+}
+
+/// An annotation's value and its evidence, `OBJ metadata.annotations[KEY]`.
+fn annotation(
+    ann: &BTreeMap<String, String>,
+    obj_ref: &str,
+    key: &str,
+) -> Option<(String, String)> {
+    ann.get(key)
+        .map(|v| (v.clone(), format!("{obj_ref} metadata.annotations[{key}]")))
+}
+
 // ------------------------------------------------------------------ Traefik
 
 const TRAEFIK: &str = "traefik.ingress.kubernetes.io/";
@@ -41,29 +71,14 @@ pub fn traefik_service_annotations(ctx: &Ctx, r: &mut Route) {
     if let Some(v) = get("service.sticky.cookie") {
         match parse_bool(v) {
             Ok(true) => {
-                let max_age = match get("service.sticky.cookie.maxage") {
-                    Some(m) => match parse_seconds(m) {
-                        Ok(s) => Some(s),
-                        Err(reason) => {
-                            r.problem(
-                                "WSA036",
-                                format!("{}={m}", ev("service.sticky.cookie.maxage")),
-                                reason,
-                            );
-                            None
-                        }
-                    },
-                    None => None,
-                };
+                let max_age = get("service.sticky.cookie.maxage").and_then(|m| {
+                    seconds_or_problem(r, m, format!("{}={m}", ev("service.sticky.cookie.maxage")))
+                });
                 let name = get("service.sticky.cookie.name")
                     .map(|n| n.trim().to_owned())
                     .filter(|n| !n.is_empty());
                 r.set_affinity(
-                    Affinity::Cookie {
-                        name,
-                        max_age,
-                        mode: None,
-                    },
+                    cookie(name, max_age),
                     format!("{}=true", ev("service.sticky.cookie")),
                 );
             }
@@ -119,23 +134,11 @@ pub fn traefik_ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     } else {
         r.bypasses_service = true;
     }
-    if let Some(cookie) = svc.get("sticky").and_then(|s| s.get("cookie")) {
-        let max_age = text_at(cookie, "maxAge").and_then(|m| match parse_seconds(&m) {
-            Ok(s) => Some(s),
-            Err(reason) => {
-                r.problem("WSA036", format!("{ev}.sticky.cookie.maxAge={m}"), reason);
-                None
-            }
-        });
-        let cname = str_at(cookie, "name").map(str::to_owned);
-        r.set_affinity(
-            Affinity::Cookie {
-                name: cname,
-                max_age,
-                mode: None,
-            },
-            format!("{ev}.sticky.cookie"),
-        );
+    if let Some(sticky) = svc.get("sticky").and_then(|s| s.get("cookie")) {
+        let max_age = text_at(sticky, "maxAge")
+            .and_then(|m| seconds_or_problem(&mut r, &m, format!("{ev}.sticky.cookie.maxAge={m}")));
+        let cname = str_at(sticky, "name").map(str::to_owned);
+        r.set_affinity(cookie(cname, max_age), format!("{ev}.sticky.cookie"));
     }
     Some(r)
 }
@@ -167,22 +170,11 @@ pub fn haproxy(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
     let svc = ctx.service_annotations();
     let ing_ref = format!("ingress/{}", r.name);
     let svc_ref = ctx.svc_ref();
-    let get = |k: &str| -> Option<(String, String)> {
-        ing.get(k)
-            .map(|v| (v.clone(), format!("{ing_ref} metadata.annotations[{k}]")))
-            .or_else(|| {
-                svc.get(k)
-                    .map(|v| (v.clone(), format!("{svc_ref} metadata.annotations[{k}]")))
-            })
-    };
+    let get = |k: &str| annotation(ing, &ing_ref, k).or_else(|| annotation(svc, &svc_ref, k));
     if let Some((v, ev)) = get("haproxy.org/cookie-persistence") {
         let name = v.trim().to_owned();
         r.set_affinity(
-            Affinity::Cookie {
-                name: (!name.is_empty()).then_some(name),
-                max_age: None,
-                mode: None,
-            },
+            cookie((!name.is_empty()).then_some(name), None),
             format!("{ev}={v}"),
         );
     }
@@ -194,14 +186,7 @@ pub fn haproxy(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
                 let name = name
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "INGRESSCOOKIE".into());
-                r.set_affinity(
-                    Affinity::Cookie {
-                        name: Some(name),
-                        max_age: None,
-                        mode: None,
-                    },
-                    format!("{ev}=cookie"),
-                );
+                r.set_affinity(cookie(Some(name), None), format!("{ev}=cookie"));
             } else {
                 r.problem(
                     "WSA036",
@@ -251,22 +236,7 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
     let svc_ref = ctx.svc_ref();
     // target-group-attributes may sit on the Service (per backend) or the Ingress.
     let tga_key = format!("{ALB}target-group-attributes");
-    let tga = svc
-        .get(&tga_key)
-        .map(|v| {
-            (
-                v.clone(),
-                format!("{svc_ref} metadata.annotations[{tga_key}]"),
-            )
-        })
-        .or_else(|| {
-            ing.get(&tga_key).map(|v| {
-                (
-                    v.clone(),
-                    format!("{ing_ref} metadata.annotations[{tga_key}]"),
-                )
-            })
-        });
+    let tga = annotation(svc, &svc_ref, &tga_key).or_else(|| annotation(ing, &ing_ref, &tga_key));
     if let Some((raw, ev)) = tga {
         match parse_kv_list(&raw) {
             Ok(kv) => {
@@ -283,19 +253,10 @@ pub fn alb(ctx: &Ctx, r: &mut Route, ing: &BTreeMap<String, String>) {
                         } else {
                             ("AWSALB", "stickiness.lb_cookie.duration_seconds")
                         };
-                        let max_age = get(dur_key).and_then(|d| match parse_seconds(d) {
-                            Ok(s) => Some(s),
-                            Err(reason) => {
-                                r.problem("WSA036", format!("{ev}: {dur_key}={d}"), reason);
-                                None
-                            }
-                        });
+                        let max_age = get(dur_key)
+                            .and_then(|d| seconds_or_problem(r, d, format!("{ev}: {dur_key}={d}")));
                         r.set_affinity(
-                            Affinity::Cookie {
-                                name: Some(name.to_owned()),
-                                max_age,
-                                mode: None,
-                            },
+                            cookie(Some(name.to_owned()), max_age),
                             format!("{ev}: stickiness.enabled=true,stickiness.type={typ}"),
                         );
                     }
@@ -352,14 +313,7 @@ fn backend_config_annotation(ctx: &Ctx) -> Option<(String, String)> {
         "beta.cloud.google.com/backend-config",
     ]
     .into_iter()
-    .find_map(|k| {
-        ctx.service_annotations().get(k).map(|v| {
-            (
-                v.clone(),
-                format!("{} metadata.annotations[{k}]", ctx.svc_ref()),
-            )
-        })
-    })
+    .find_map(|k| annotation(ctx.service_annotations(), &ctx.svc_ref(), k))
 }
 
 /// GKE: the Service's BackendConfig decides affinity and the backend timeout.
@@ -437,11 +391,7 @@ pub fn gke(ctx: &Ctx, r: &mut Route) {
                 format!("{bc_ref} spec.sessionAffinity.affinityType=CLIENT_IP"),
             ),
             "GENERATED_COOKIE" => r.set_affinity(
-                Affinity::Cookie {
-                    name: Some("GCLB".into()),
-                    max_age: ttl,
-                    mode: None,
-                },
+                cookie(Some("GCLB".into()), ttl),
                 format!("{bc_ref} spec.sessionAffinity.affinityType=GENERATED_COOKIE"),
             ),
             other => r.problem(
@@ -493,11 +443,7 @@ pub fn httpproxy(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
         let strategy = str_at(lb, "strategy").unwrap_or("RoundRobin");
         match strategy {
             "Cookie" => r.set_affinity(
-                Affinity::Cookie {
-                    name: Some("X-Contour-Session-Affinity".into()),
-                    max_age: None,
-                    mode: None,
-                },
+                cookie(Some("X-Contour-Session-Affinity".into()), None),
                 format!("{ev}.loadBalancerPolicy.strategy=Cookie"),
             ),
             "RequestHash" => {
@@ -586,22 +532,11 @@ pub fn destination_rule(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
         if let Some(ch) = lb.get("consistentHash") {
             let ev = format!("{ev}.loadBalancer.consistentHash");
             if let Some(c) = ch.get("httpCookie") {
-                let ttl = text_at(c, "ttl").and_then(|t| match parse_seconds(&t) {
-                    Ok(s) => Some(s),
-                    Err(reason) => {
-                        r.problem("WSA036", format!("{ev}.httpCookie.ttl={t}"), reason);
-                        None
-                    }
+                let ttl = text_at(c, "ttl").and_then(|t| {
+                    seconds_or_problem(&mut r, &t, format!("{ev}.httpCookie.ttl={t}"))
                 });
                 let cname = str_at(c, "name").map(str::to_owned);
-                r.set_affinity(
-                    Affinity::Cookie {
-                        name: cname,
-                        max_age: ttl,
-                        mode: None,
-                    },
-                    format!("{ev}.httpCookie"),
-                );
+                r.set_affinity(cookie(cname, ttl), format!("{ev}.httpCookie"));
             } else if let Some(h) = str_at(ch, "httpHeaderName") {
                 r.set_affinity(
                     Affinity::Header { name: h.to_owned() },
@@ -680,16 +615,12 @@ pub fn httproute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
         let ev = format!("httproute/{name} spec.rules[{i}]");
         if let (Some(sp), true) = (rule.get("sessionPersistence"), r.affinity.is_none()) {
             let session = str_at(sp, "sessionName").map(str::to_owned);
-            let max_age = text_at(sp, "absoluteTimeout").and_then(|t| match parse_seconds(&t) {
-                Ok(s) => Some(s),
-                Err(reason) => {
-                    r.problem(
-                        "WSA036",
-                        format!("{ev}.sessionPersistence.absoluteTimeout={t}"),
-                        reason,
-                    );
-                    None
-                }
+            let max_age = text_at(sp, "absoluteTimeout").and_then(|t| {
+                seconds_or_problem(
+                    &mut r,
+                    &t,
+                    format!("{ev}.sessionPersistence.absoluteTimeout={t}"),
+                )
             });
             match str_at(sp, "type").unwrap_or("Cookie") {
                 "Header" => r.set_affinity(
@@ -699,11 +630,7 @@ pub fn httproute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
                     format!("{ev}.sessionPersistence.type=Header"),
                 ),
                 "Cookie" => r.set_affinity(
-                    Affinity::Cookie {
-                        name: session,
-                        max_age,
-                        mode: None,
-                    },
+                    cookie(session, max_age),
                     format!("{ev}.sessionPersistence.type=Cookie"),
                 ),
                 other => r.problem(
