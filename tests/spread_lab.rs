@@ -25,31 +25,29 @@ async fn plugin(lab: &Lab, args: &[&str]) -> Run {
     support::run(lab.kubeconfig_path(), args).await
 }
 
+/// `spread` of our Service through `url`, the Ingress host resolved to the
+/// proxy on loopback `port`, with `more` flags.
+async fn spread_via(lab: &Lab, url: &str, port: u16, more: &[&str]) -> Run {
+    let resolve = format!("{HOST}:{port}:127.0.0.1");
+    let args = [
+        &["spread", SVC, "-n", NS, "--url", url, "--resolve", &resolve],
+        more,
+    ]
+    .concat();
+    plugin(lab, &args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spread_lab_all_clients_on_one_pod_is_wsa066() {
     let lab = lab().await;
     let servers = backends(3).await;
     let mut proxy = haproxy(Balance::Source, &servers);
     let url = format!("ws://{HOST}:{}/", proxy.port);
-    let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
-    let r = plugin(
+    let r = spread_via(
         &lab,
-        &[
-            "spread",
-            SVC,
-            "-n",
-            NS,
-            "--url",
-            &url,
-            "--resolve",
-            &resolve,
-            "--clients",
-            "4",
-            "--connect",
-            "2",
-            "-o",
-            "json",
-        ],
+        &url,
+        proxy.port,
+        &["--clients", "4", "--connect", "2", "-o", "json"],
     )
     .await;
     proxy.kill();
@@ -71,25 +69,11 @@ async fn spread_lab_client_moving_under_cookie_affinity_is_wsa065() {
     // One client, so no other client's connections interleave with its own.
     let mut proxy = haproxy(Balance::RoundRobin, &servers);
     let url = format!("ws://{HOST}:{}/", proxy.port);
-    let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
-    let r = plugin(
+    let r = spread_via(
         &lab,
-        &[
-            "spread",
-            SVC,
-            "-n",
-            NS,
-            "--url",
-            &url,
-            "--resolve",
-            &resolve,
-            "--clients",
-            "1",
-            "--connect",
-            "4",
-            "-o",
-            "json",
-        ],
+        &url,
+        proxy.port,
+        &["--clients", "1", "--connect", "4", "-o", "json"],
     )
     .await;
     proxy.kill();
@@ -106,23 +90,11 @@ async fn spread_lab_cookie_affinity_text_report_explains() {
     let servers = backends(3).await;
     let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
     let url = format!("ws://{HOST}:{}/", proxy.port);
-    let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
-    let r = plugin(
+    let r = spread_via(
         &lab,
-        &[
-            "spread",
-            SVC,
-            "-n",
-            NS,
-            "--url",
-            &url,
-            "--resolve",
-            &resolve,
-            "--clients",
-            "4",
-            "--connect",
-            "3",
-        ],
+        &url,
+        proxy.port,
+        &["--clients", "4", "--connect", "3"],
     )
     .await;
     proxy.kill();

@@ -74,6 +74,24 @@ fn label(svc: &Service) -> Option<String> {
         .and_then(|l| l.get(LABEL).cloned())
 }
 
+/// A Service named `name` with one port, 80, and nothing else.
+fn port_80_service(name: &str) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                port: 80,
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_service_prints_a_copy_without_affinity_and_writes_nothing() {
     let lab = lab().await;
@@ -385,20 +403,7 @@ async fn lab_answers_service_writes_like_an_api_server() {
     let lab = lab().await;
     let kube = client(&lab).await;
     let api: Api<Service> = Api::namespaced(kube.clone(), NS);
-    let svc = Service {
-        metadata: ObjectMeta {
-            name: Some("scratch".into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            ports: Some(vec![ServicePort {
-                port: 80,
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    };
+    let svc = port_80_service("scratch");
     let created = api
         .create(&PostParams::default(), &svc)
         .await
@@ -461,20 +466,7 @@ async fn test_service_follows_ingress_and_deployment_targets_and_refuses_selecto
 
     // A Service without a selector: a copy would select no pods.
     let api: Api<Service> = Api::namespaced(client(&lab).await, NS);
-    let manual = Service {
-        metadata: ObjectMeta {
-            name: Some("manual".into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            ports: Some(vec![ServicePort {
-                port: 80,
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    };
+    let manual = port_80_service("manual");
     api.create(&PostParams::default(), &manual)
         .await
         .expect("create a selector-less Service");
