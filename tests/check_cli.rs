@@ -1,24 +1,11 @@
 //! `check` without a cluster: usage errors, `--explain`, unreachable API,
 //! bad kubeconfig. Exit codes per DESIGN.md: 2 for usage/connection problems.
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"));
-    cmd.env_remove("KUBECONFIG")
-        .env("HOME", std::env::temp_dir())
-        .env("NO_COLOR", "1");
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run kubectl-wsaffinity")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use support::{offline_command, run_offline, text};
 
 #[test]
 fn bad_flags_exit_2_with_usage() {
@@ -28,7 +15,7 @@ fn bad_flags_exit_2_with_usage() {
         vec!["frobnicate"],
         vec![],
     ] {
-        let out = run(&args);
+        let out = run_offline(&args);
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -42,7 +29,7 @@ fn bad_flags_exit_2_with_usage() {
 
 #[test]
 fn bad_target_syntax_exits_2_and_names_the_forms() {
-    let out = run(&["check", "pod/web"]);
+    let out = run_offline(&["check", "pod/web"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("svc/NAME"), "{err}");
@@ -50,7 +37,7 @@ fn bad_target_syntax_exits_2_and_names_the_forms() {
 
 #[test]
 fn bad_request_timeout_exits_2() {
-    let out = run(&["check", "--request-timeout", "soon"]);
+    let out = run_offline(&["check", "--request-timeout", "soon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("5s, 1m"),
@@ -61,7 +48,7 @@ fn bad_request_timeout_exits_2() {
 
 #[test]
 fn help_has_examples_and_kubectl_usage() {
-    let out = run(&["check", "--help"]);
+    let out = run_offline(&["check", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);
     assert!(help.contains("Usage: kubectl wsaffinity check"), "{help}");
@@ -71,19 +58,19 @@ fn help_has_examples_and_kubectl_usage() {
 
 #[test]
 fn explain_prints_the_long_explanation_without_a_cluster() {
-    let out = run(&["check", "--explain", "WSA030"]);
+    let out = run_offline(&["check", "--explain", "WSA030"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let body = text(&out.stdout);
     assert!(body.contains("WSA030"), "{body}");
     assert!(body.lines().count() > 3, "a long explanation, got:\n{body}");
     // Lower case works as rustc --explain does.
-    let lower = run(&["check", "--explain", "wsa030"]);
+    let lower = run_offline(&["check", "--explain", "wsa030"]);
     assert_eq!(text(&lower.stdout), body);
 }
 
 #[test]
 fn unknown_explain_code_exits_2() {
-    let out = run(&["check", "--explain", "WSA999"]);
+    let out = run_offline(&["check", "--explain", "WSA999"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("WSA030"),
@@ -97,10 +84,7 @@ fn temp_kubeconfig(name: &str, server: &str) -> PathBuf {
         "wsaffinity-check-cli-{}-{name}.yaml",
         std::process::id()
     ));
-    let body = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\n\
-         contexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: dev}}\nusers:\n- name: u\n  user: {{token: t0ps3cret}}\n"
-    );
+    let body = support::token_kubeconfig(server, "t0ps3cret");
     std::fs::write(&path, body).expect("write kubeconfig");
     path
 }
@@ -109,7 +93,7 @@ fn temp_kubeconfig(name: &str, server: &str) -> PathBuf {
 fn unreachable_api_exits_2_and_names_the_server() {
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     let kc = temp_kubeconfig("unreachable", "http://127.0.0.1:1");
-    let out = run(&[
+    let out = run_offline(&[
         "check",
         "svc/web",
         "--kubeconfig",
@@ -125,7 +109,7 @@ fn unreachable_api_exits_2_and_names_the_server() {
 
 #[test]
 fn missing_kubeconfig_exits_2_with_the_flag_to_use() {
-    let out = run(&["check", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    let out = run_offline(&["check", "--kubeconfig", "/nonexistent/kubeconfig"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
@@ -137,7 +121,7 @@ fn missing_kubeconfig_exits_2_with_the_flag_to_use() {
 #[test]
 fn unknown_context_exits_2() {
     let kc = temp_kubeconfig("context", "http://127.0.0.1:1");
-    let out = run(&[
+    let out = run_offline(&[
         "check",
         "--kubeconfig",
         kc.to_str().expect("utf8 path"),
@@ -156,7 +140,7 @@ fn unknown_context_exits_2() {
 #[test]
 fn no_kubeconfig_at_all_exits_2() {
     // No KUBECONFIG, HOME without .kube, not in a cluster.
-    let out = bin()
+    let out = offline_command()
         .args(["check"])
         .env_remove("KUBERNETES_SERVICE_HOST")
         .output()
@@ -176,7 +160,7 @@ fn malformed_kubeconfig_exits_2() {
         std::process::id()
     ));
     std::fs::write(&path, "clusters: [this is: not: valid").expect("write");
-    let out = run(&["check", "--kubeconfig", path.to_str().expect("utf8 path")]);
+    let out = run_offline(&["check", "--kubeconfig", path.to_str().expect("utf8 path")]);
     let _ = std::fs::remove_file(&path);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -3,10 +3,12 @@
 //! local stand-in for the Kubernetes API), and the real `kubectl` (1.26+)
 //! running `kubectl_complete-wsaffinity` for `kubectl wsaffinity <TAB>`.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use wsaffinity_lab::{Lab, LabOptions, Scenario};
+use wsaffinity_lab::{Lab, Scenario};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-wsaffinity");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -175,13 +177,7 @@ fn every_subcommand_has_examples_and_the_kubectl_usage() {
 }
 
 async fn lab() -> Lab {
-    Lab::start(LabOptions {
-        scenario: Scenario::DevOverlay,
-        tls: false,
-        processes: false,
-    })
-    .await
-    .expect("start the lab")
+    support::start_lab(Scenario::DevOverlay, false, false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,17 +1,11 @@
 //! `logs` without a cluster: `--pattern` validation and flag conflicts are
 //! usage errors (exit 2) that name the flag.
 
-use std::process::{Command, Output};
+mod support;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("HOME", std::env::temp_dir())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run kubectl-wsaffinity")
-}
+use std::process::Output;
+
+use support::run_offline;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -19,7 +13,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn invalid_regex_is_a_clear_usage_error() {
-    let out = run(&["logs", "--pattern", "Active connections: (\\d+"]);
+    let out = run_offline(&["logs", "--pattern", "Active connections: (\\d+"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -33,7 +27,7 @@ fn invalid_regex_is_a_clear_usage_error() {
 #[test]
 fn pattern_needs_exactly_one_capture_group() {
     for (pattern, groups) in [("Active connections: \\d+", "0"), ("(\\w+): (\\d+)", "2")] {
-        let out = run(&["logs", "--pattern", pattern]);
+        let out = run_offline(&["logs", "--pattern", pattern]);
         assert_eq!(out.status.code(), Some(2), "{pattern}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(
@@ -54,14 +48,14 @@ fn target_and_selector_conflict_and_limits_are_checked() {
         vec!["logs", "--since", "soon"],
         vec!["logs", "--follow-duration", "5s"],
     ] {
-        let out = run(&args);
+        let out = run_offline(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
 }
 
 #[test]
 fn help_lists_the_flags_and_examples() {
-    let out = run(&["logs", "--help"]);
+    let out = run_offline(&["logs", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [

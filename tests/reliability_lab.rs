@@ -88,10 +88,7 @@ async fn unreachable_api_exits_2_naming_the_server_for_per_pod_logs_and_spread()
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\n\
-             contexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: dev}}\nusers:\n- name: u\n  user: {{token: s3cr3t-t0ken}}\n"
-        ),
+        support::token_kubeconfig(&server, "s3cr3t-t0ken"),
     )
     .expect("write kubeconfig");
 

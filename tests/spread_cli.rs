@@ -3,11 +3,13 @@
 //! (KUBECONFIG points nowhere), so only the URL test runs.
 
 mod spread_support;
+mod support;
 
 use std::process::Output;
 use std::time::Duration;
 
 use spread_support::{Balance, backends, haproxy};
+use support::text;
 use tokio::process::Command;
 
 /// Runs the plugin with a bounded wait; the child is killed if it overruns.
@@ -24,10 +26,6 @@ async fn plugin(args: &[&str]) -> Output {
         .await
         .expect("kubectl-wsaffinity took more than 60 s")
         .expect("run kubectl-wsaffinity")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

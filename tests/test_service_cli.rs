@@ -1,7 +1,11 @@
 //! `test-service` without a cluster: help with examples, usage errors (exit
 //! 2), and a missing kubeconfig explained (exit 2, nothing written).
 
+mod support;
+
 use std::process::{Command, Output, Stdio};
+
+use support::text;
 
 fn plugin(args: &[&str]) -> Output {
     let home = tempfile::tempdir().expect("temp home");
@@ -13,10 +17,6 @@ fn plugin(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run kubectl-wsaffinity")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

@@ -176,3 +176,35 @@ pub fn script_missing() -> bool {
     }
     missing
 }
+
+/// A kubeconfig (YAML) with one context: `server`, namespace `dev`, and a
+/// user with bearer `token`.
+pub fn token_kubeconfig(server: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\n\
+         contexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: dev}}\nusers:\n- name: u\n  user: {{token: {token}}}\n"
+    )
+}
+
+/// The plugin (blocking) with no cluster configured: no `KUBECONFIG`, `HOME`
+/// the temp dir (no `~/.kube/config`), `NO_COLOR=1`.
+pub fn offline_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.env_remove("KUBECONFIG")
+        .env("HOME", std::env::temp_dir())
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs [`offline_command`] with `args` to the end.
+pub fn run_offline(args: &[&str]) -> Output {
+    offline_command()
+        .args(args)
+        .output()
+        .expect("run kubectl-wsaffinity")
+}
+
+/// Output bytes as text (invalid UTF-8 replaced).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
