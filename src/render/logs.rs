@@ -6,16 +6,12 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use jiff::Timestamp;
-use owo_colors::{OwoColorize, Style as Paint};
-use tabled::builder::Builder;
-use tabled::settings::{Padding, Style};
+use owo_colors::Style as Paint;
 
 use crate::probe::logs::follow::{FollowEvent, FollowRow, StreamState};
-use crate::render::text::{WIDTH, wrap};
-use crate::report::{Finding, Severity};
+use crate::render::text::{finding_list, paint, table_with};
+use crate::report::Finding;
 use crate::snapshot::PodLog;
-
-const INDENT: &str = "  ";
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogsTextOptions {
@@ -80,14 +76,6 @@ pub fn age(d: jiff::SignedDuration) -> String {
 fn ago(rfc3339: Option<&str>, now: Timestamp) -> Option<String> {
     let t: Timestamp = rfc3339?.parse().ok()?;
     Some(format!("{} ago", age(now.duration_since(t))))
-}
-
-fn paint(text: &str, style: Paint, color: bool) -> String {
-    if color {
-        text.style(style).to_string()
-    } else {
-        text.to_string()
-    }
 }
 
 /// One-shot: the table, the totals, then the findings.
@@ -172,51 +160,12 @@ pub fn summary_line(logs: &[PodLog]) -> String {
 fn findings_text(s: &mut String, list: &[Finding], opts: &LogsTextOptions) {
     s.push_str(&paint("Findings", Paint::new().bold(), opts.color));
     s.push('\n');
-    let body_indent = "    ";
-    let width = WIDTH - body_indent.len();
-    for (i, f) in list.iter().enumerate() {
-        if i > 0 {
-            s.push('\n');
-        }
-        let (word, style) = match f.severity {
-            Severity::Error => ("error", Paint::new().red().bold()),
-            Severity::Warning => ("warning", Paint::new().yellow().bold()),
-            Severity::Info => ("info", Paint::new().cyan()),
-        };
-        let sev = paint(&format!("{word:<7}"), style, opts.color);
-        let code = paint(f.code, Paint::new().bold(), opts.color);
-        s.push_str(&format!("{INDENT}{sev} {code}  {}\n", f.title));
-        for para in f.detail.split('\n') {
-            for line in wrap(para, width) {
-                s.push_str(body_indent);
-                s.push_str(&line);
-                s.push('\n');
-            }
-        }
-        for (j, line) in wrap(&f.fix, width - 5).into_iter().enumerate() {
-            let label = if j == 0 {
-                paint("fix:", Paint::new().green(), opts.color)
-            } else {
-                "    ".to_string()
-            };
-            s.push_str(&format!("{body_indent}{label} {line}\n"));
-        }
-    }
+    finding_list(s, list, opts.color, false);
 }
 
 /// A kubectl-style table: no borders, upper-case header, two spaces between columns.
 fn table(s: &mut String, header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
-    let mut b = Builder::default();
-    b.push_record(header.iter().map(|h| h.to_string()));
-    for r in rows {
-        b.push_record(r.into_iter().map(|c| c.replace('\n', " ")));
-    }
-    let mut t = b.build();
-    t.with(Style::blank()).with(Padding::new(0, 1, 0, 0));
-    for line in t.to_string().lines() {
-        s.push_str(line.trim_end());
-        s.push('\n');
-    }
+    table_with(s, header, rows, "", 1);
 }
 
 /// Prints `--follow` progress: on a terminal a table redrawn in place, else

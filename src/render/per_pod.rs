@@ -8,12 +8,13 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use owo_colors::{OwoColorize, Style as Paint};
+use owo_colors::Style as Paint;
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
 
 use crate::config::{OutputFormat, OutputOptions};
 use crate::probe::per_pod::{Event, PodTarget, Progress};
+use crate::render::text::paint;
 use crate::render::{structured, text};
 use crate::report::Report;
 use crate::snapshot::{Identity, Percentiles, PodProbe};
@@ -200,14 +201,6 @@ fn pods(s: &mut String, probes: &[PodProbe], wide: bool, color: bool) {
                 err.replace('\n', " ")
             ));
         }
-    }
-}
-
-fn paint(text: &str, style: Paint, color: bool) -> String {
-    if color {
-        text.style(style).to_string()
-    } else {
-        text.to_string()
     }
 }
 

@@ -41,7 +41,7 @@ pub fn write(out: &mut dyn Write, report: &Report, opts: &TextOptions) -> io::Re
     out.write_all(s.as_bytes())
 }
 
-fn paint(text: &str, style: Paint, color: bool) -> String {
+pub(crate) fn paint(text: &str, style: Paint, color: bool) -> String {
     if color {
         text.style(style).to_string()
     } else {
@@ -277,6 +277,12 @@ fn findings(s: &mut String, list: &[Finding], opts: &TextOptions) {
         s.push_str(&format!("{INDENT}none\n"));
         return;
     }
+    finding_list(s, list, opts.color, opts.wide);
+}
+
+/// Findings one after another, a blank line between: severity, code and
+/// title, then the wrapped detail, the evidence when `wide`, and the fix.
+pub(crate) fn finding_list(s: &mut String, list: &[Finding], color: bool, wide: bool) {
     let body_indent = "    ";
     let width = WIDTH - body_indent.len();
     for (i, f) in list.iter().enumerate() {
@@ -284,8 +290,8 @@ fn findings(s: &mut String, list: &[Finding], opts: &TextOptions) {
             s.push('\n');
         }
         let sev = severity_word(f.severity);
-        let sev = paint(&format!("{sev:<7}"), severity_paint(f.severity), opts.color);
-        let code = paint(f.code, Paint::new().bold(), opts.color);
+        let sev = paint(&format!("{sev:<7}"), severity_paint(f.severity), color);
+        let code = paint(f.code, Paint::new().bold(), color);
         s.push_str(&format!("{INDENT}{sev} {code}  {}\n", f.title));
         for para in f.detail.split('\n') {
             for line in wrap(para, width) {
@@ -294,7 +300,7 @@ fn findings(s: &mut String, list: &[Finding], opts: &TextOptions) {
                 s.push('\n');
             }
         }
-        if opts.wide && !f.evidence.is_empty() {
+        if wide && !f.evidence.is_empty() {
             for e in &f.evidence {
                 for (j, line) in wrap(e, width - 12).into_iter().enumerate() {
                     let label = if j == 0 { "evidence: " } else { "          " };
@@ -304,7 +310,7 @@ fn findings(s: &mut String, list: &[Finding], opts: &TextOptions) {
         }
         for (j, line) in wrap(&f.fix, width - 5).into_iter().enumerate() {
             let label = if j == 0 {
-                paint("fix:", Paint::new().green(), opts.color)
+                paint("fix:", Paint::new().green(), color)
             } else {
                 "    ".to_string()
             };
@@ -328,15 +334,27 @@ fn skipped(s: &mut String, list: &[Skipped], opts: &TextOptions) {
 /// A kubectl-style table: no borders, upper-case header, two spaces between
 /// columns, indented under its heading, no trailing spaces.
 fn table(s: &mut String, header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    table_with(s, header, rows, INDENT, 2);
+}
+
+/// A borderless table, each line after `indent`, `gap` spaces after each
+/// column, newlines in cells as spaces, no trailing spaces.
+pub(crate) fn table_with(
+    s: &mut String,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+    indent: &str,
+    gap: usize,
+) {
     let mut b = Builder::default();
     b.push_record(header.iter().map(|h| h.to_string()));
     for r in rows {
         b.push_record(r.into_iter().map(|c| c.replace('\n', " ")));
     }
     let mut t = b.build();
-    t.with(Style::blank()).with(Padding::new(0, 2, 0, 0));
+    t.with(Style::blank()).with(Padding::new(0, gap, 0, 0));
     for line in t.to_string().lines() {
-        s.push_str(INDENT);
+        s.push_str(indent);
         s.push_str(line.trim_end());
         s.push('\n');
     }
