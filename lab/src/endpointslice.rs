@@ -130,13 +130,7 @@ pub fn compute(svc: &Value, pods: &[&Value], nodes: &[&Value], now: &str) -> Vec
         groups.insert(String::new(), (Vec::new(), Vec::new()));
     }
 
-    let mut labels = svc
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    if !labels.is_object() {
-        labels = json!({});
-    }
+    let mut labels = service_labels(svc);
     labels[SERVICE_NAME_LABEL] = json!(name);
     labels[MANAGED_BY_LABEL] = json!(CONTROLLER_NAME);
     let mut out = Vec::new();
@@ -200,13 +194,7 @@ pub fn compute_endpoints(svc: &Value, slices: &[Value]) -> Option<Value> {
             subset
         })
         .collect();
-    let mut labels = svc
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    if !labels.is_object() {
-        labels = json!({});
-    }
+    let labels = service_labels(svc);
     let mut ep = json!({
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": name, "namespace": ns, "labels": labels},
@@ -222,6 +210,14 @@ fn arr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
+}
+
+/// The Service's labels as an object (`{}` when it has none).
+fn service_labels(svc: &Value) -> Value {
+    match svc.pointer("/metadata/labels") {
+        Some(l) if l.is_object() => l.clone(),
+        _ => json!({}),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::status::qualified_resource;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -76,15 +78,7 @@ fn resource_matches(rule: &str, group: &str, resource: &str) -> bool {
         return true;
     }
     // "httproutes.gateway.networking.k8s.io" or "pods/log" forms.
-    let (plural, sub) = match resource.split_once('/') {
-        Some((p, s)) => (p, Some(s)),
-        None => (resource, None),
-    };
-    let qualified = if group.is_empty() {
-        plural.to_string()
-    } else {
-        format!("{plural}.{group}")
-    };
+    let (_, sub, qualified) = qualified_resource(group, resource);
     let qualified = match sub {
         Some(s) => format!("{qualified}/{s}"),
         None => qualified,

@@ -53,15 +53,7 @@ impl ApiError {
         name: &str,
         ns: Option<&str>,
     ) -> Self {
-        let (plural, sub) = match resource.split_once('/') {
-            Some((p, s)) => (p, Some(s)),
-            None => (resource, None),
-        };
-        let qualified = if group.is_empty() {
-            plural.to_string()
-        } else {
-            format!("{plural}.{group}")
-        };
+        let (plural, sub, qualified) = qualified_resource(group, resource);
         let subject = match (name.is_empty(), sub) {
             (true, _) => qualified.clone(),
             (false, _) => format!("{qualified} \"{name}\""),
@@ -115,6 +107,24 @@ impl ApiError {
         }
         v
     }
+}
+
+/// `resource` (`"plural"` or `"plural/subresource"`) split, with the plural
+/// qualified by `group` (`"plural.group"`; the core group adds nothing).
+pub(crate) fn qualified_resource<'r>(
+    group: &str,
+    resource: &'r str,
+) -> (&'r str, Option<&'r str>, String) {
+    let (plural, sub) = match resource.split_once('/') {
+        Some((p, s)) => (p, Some(s)),
+        None => (resource, None),
+    };
+    let qualified = if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    };
+    (plural, sub, qualified)
 }
 
 #[cfg(test)]
