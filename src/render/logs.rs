@@ -50,6 +50,13 @@ impl Spread {
             max_over_mean,
         })
     }
+
+    /// max/mean to two decimals, `-` when the mean is 0.
+    fn ratio_text(&self) -> String {
+        self.max_over_mean
+            .map(|r| format!("{r:.2}"))
+            .unwrap_or_else(|| "-".into())
+    }
 }
 
 /// kubectl-style age: `45s`, `3m20s`, `25m`, `5h10m`, `2d4h`, `30d`.
@@ -145,10 +152,7 @@ pub fn summary_line(logs: &[PodLog]) -> String {
     match Spread::of(logs.iter().filter_map(|l| l.active)) {
         None => format!("none of {n} {pods} logged a count"),
         Some(sp) => {
-            let ratio = sp
-                .max_over_mean
-                .map(|r| format!("{r:.2}"))
-                .unwrap_or_else(|| "-".into());
+            let ratio = sp.ratio_text();
             format!(
                 "{} of {n} {pods} logged a count: total {}, mean {:.1}, max {}, max/mean {ratio}",
                 sp.pods, sp.total, sp.mean, sp.max
@@ -291,10 +295,7 @@ pub fn follow_table(rows: &BTreeMap<String, FollowRow>, now: Timestamp, color: b
     let summary = match Spread::of(rows.values().filter_map(|r| r.active)) {
         None => format!("{n} pods, no count logged yet"),
         Some(sp) => {
-            let ratio = sp
-                .max_over_mean
-                .map(|r| format!("{r:.2}"))
-                .unwrap_or_else(|| "-".into());
+            let ratio = sp.ratio_text();
             format!(
                 "total {} on {} of {n} pods, mean {:.1}, max/mean {ratio}",
                 sp.total, sp.pods, sp.mean
