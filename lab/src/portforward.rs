@@ -287,6 +287,9 @@ async fn run<S>(
         let tcp = match t.backend {
             Ok(addr) => TcpStream::connect(addr)
                 .await
+                .inspect(|s| {
+                    let _ = s.set_nodelay(true);
+                })
                 .map_err(|_| refused(&pod.sandbox, t.port)),
             Err(msg) => Err(msg),
         };

@@ -33,6 +33,9 @@ pub async fn serve(
                 continue;
             }
         };
+        // Go's net package (the real API server, the kubelet) sets TCP_NODELAY;
+        // without it small port-forward frames wait ~40 ms for delayed ACKs.
+        let _ = tcp.set_nodelay(true);
         let state = state.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
