@@ -3,8 +3,9 @@
 //! For each pod (`parallel` pods at once), read its `Active connections`
 //! line, open `connect` WebSocket connections — one port-forward each, in its
 //! own task — hold them while reading the log again, close them all and join
-//! every forwarder, then read the log once more. A pod's failure is recorded
-//! in its [`PodProbe`] and never stops the other pods.
+//! every forwarder, then read the log once more (outside the pod's slot: the
+//! next pod starts meanwhile). A pod's failure is recorded in its
+//! [`PodProbe`] and never stops the other pods.
 //!
 //! Progress goes out as [`Event`]s; this module prints nothing.
 
@@ -15,7 +16,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -244,6 +245,11 @@ impl Progress for NoProgress {
 
 /// Tests every target, `opts.parallel` at a time, results in target order.
 /// Pods not yet started when `cancel` fires are left out of the result.
+///
+/// A pod holds one of the `--parallel` slots while its connections live: the
+/// log read before, the connections, the read while they are open, the close
+/// and the join. The read after (every connection closed and joined by then)
+/// runs outside the slot, so the next pod starts meanwhile.
 pub async fn run(
     api: Api<Pod>,
     targets: Vec<PodTarget>,
@@ -252,19 +258,26 @@ pub async fn run(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Vec<PodProbe> {
+    let parallel = opts.parallel.max(1);
+    let slots = Semaphore::new(parallel);
+    let slots = &slots;
     futures::stream::iter(targets)
         .map(|t| {
             let api = api.clone();
             async move {
+                let slot = slots.acquire().await.ok()?;
                 if cancel.is_cancelled() {
                     return None;
                 }
-                let probe = probe_pod(api, &t, opts, logs, progress, cancel).await;
+                let mut probe = connect_pod(api, &t, opts, logs, progress, cancel).await;
+                drop(slot);
+                read_after(&mut probe, &t, logs, cancel).await;
                 progress.event(Event::Done(probe.clone()));
                 Some(probe)
             }
         })
-        .buffered(opts.parallel.max(1))
+        // Up to `parallel` pods connecting and as many reading their log after.
+        .buffered(parallel.saturating_mul(2))
         .filter_map(|p| async move { p })
         .collect()
         .await
@@ -277,6 +290,22 @@ const LOG_POLL: Duration = Duration::from_millis(250);
 
 /// Tests one pod. Never fails: errors land in the returned [`PodProbe`].
 pub async fn probe_pod(
+    api: Api<Pod>,
+    target: &PodTarget,
+    opts: &PerPodOptions,
+    logs: &dyn ActiveReader,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> PodProbe {
+    let mut probe = connect_pod(api, target, opts, logs, progress, cancel).await;
+    read_after(&mut probe, target, logs, cancel).await;
+    probe
+}
+
+/// [`probe_pod`] up to the read after: the log before, the connections, the
+/// log while they are open, then every connection closed and every
+/// forwarder joined.
+async fn connect_pod(
     api: Api<Pod>,
     target: &PodTarget,
     opts: &PerPodOptions,
@@ -404,8 +433,18 @@ pub async fn probe_pod(
     drop(release_tx);
 
     summarise(&mut probe, &outcomes);
+    probe
+}
 
-    // After: the count should come back to where it was.
+/// After: with every connection closed, the count should come back to where
+/// it was. Polled for up to [`AFTER_WAIT`] when the log was read while the
+/// connections were open.
+async fn read_after(
+    probe: &mut PodProbe,
+    target: &PodTarget,
+    logs: &dyn ActiveReader,
+    cancel: &Cancel,
+) {
     if probe.logged_active_during.is_some() && !cancel.is_cancelled() {
         let before = probe.logged_active_before.unwrap_or(0);
         let deadline = Instant::now() + AFTER_WAIT;
@@ -418,7 +457,6 @@ pub async fn probe_pod(
             tokio::time::sleep(LOG_POLL).await;
         }
     }
-    probe
 }
 
 /// Folds the connections' outcomes into the pod's probe.
