@@ -78,6 +78,56 @@ async fn json_until(lab: &Lab, args: &[&str], done: impl Fn(&Value) -> bool) -> 
     }
 }
 
+/// One pod with a server, one whose container logs nothing, behind the Service.
+const QUIET_POD: &str = r#"
+apiVersion: lab.wsaffinity.dev/v1
+kind: LabConfig
+namespace: websocket-app-dev
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: websocket-app-dev}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dev-websocket-server, namespace: websocket-app-dev}
+spec:
+  selector: {app: websocket-server}
+  ports:
+  - {name: ws, port: 8080, targetPort: ws, protocol: TCP}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: dev-websocket-server, namespace: websocket-app-dev}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: websocket-server}}
+  template:
+    metadata: {labels: {app: websocket-server}}
+    spec:
+      containers:
+      - name: websocket-server
+        image: websocket-server
+        ports: [{name: ws, containerPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: quiet-websocket-server
+  namespace: websocket-app-dev
+  annotations: {lab.wsaffinity.dev/processes: "false"}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: websocket-server, variant: quiet}}
+  template:
+    metadata: {labels: {app: websocket-server, variant: quiet}}
+    spec:
+      containers:
+      - name: websocket-server
+        image: websocket-server
+        ports: [{name: ws, containerPort: 8080}]
+"#;
+
 fn two_pods(lab: &Lab) -> (String, String, SocketAddr, SocketAddr) {
     let pods = lab.pods(NS);
     assert_eq!(pods.len(), 2, "{pods:?}");
@@ -147,8 +197,16 @@ async fn counts_match_the_connections_opened_to_each_pod() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_without_an_active_line_is_wsa063() {
-    let lab = lab().await;
-    let (a, b, addr_a, _) = two_pods(&lab);
+    // The companion server logs `Active connections: 0` at start, so the
+    // silent pod is one whose container logs nothing (no lab process).
+    let lab = support::start_lab(Scenario::Yaml(QUIET_POD.into()), false, true).await;
+    let pods = lab.pods(NS);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let (a, b): (Vec<String>, Vec<String>) = pods
+        .into_iter()
+        .partition(|p| lab.pod_backend(NS, p).is_some());
+    let (a, b) = (a[0].clone(), b[0].clone());
+    let addr_a = lab.pod_backend(NS, &a).expect("pod a has a server");
     let _ca = open(addr_a, 2).await;
 
     let report = json_until(&lab, &[SVC, "-o", "json"], |r| active_of(r, &a) == Some(2)).await;
@@ -438,7 +496,8 @@ async fn follow_on_a_terminal_redraws_a_table_in_place() {
     };
     assert_eq!(row(&a).split_whitespace().nth(2), Some("2"), "{last}");
     assert!(row(&a).ends_with("following"), "{last}");
-    assert!(row(&b).contains(" - "), "{last}");
+    // The untouched pod shows the server's start-up baseline.
+    assert_eq!(row(&b).split_whitespace().nth(2), Some("0"), "{last}");
 }
 
 /// A pod with a sidecar listed first: without `-c` the container that

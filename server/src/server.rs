@@ -78,6 +78,9 @@ pub async fn run(
         shared.config.max_message_size
     );
     info!("listening on {addr}");
+    // A baseline line, so a pod nobody has connected to yet still tells
+    // `kubectl wsaffinity logs` its count instead of looking silent.
+    info!("Active connections: 0");
 
     tokio::spawn(report(shared.clone()));
     let mut http = http1::Builder::new();

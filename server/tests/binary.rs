@@ -34,7 +34,7 @@ async fn logs_active_connections_on_every_change_and_says_hello_with_the_env_ide
         server.wait_active(n).await;
     }
     let counts: Vec<usize> = server.log.iter().filter_map(|l| active_count(l)).collect();
-    assert_eq!(counts, [1, 2, 3, 2, 1, 0]);
+    assert_eq!(counts, [0, 1, 2, 3, 2, 1, 0]);
 
     // Text format: `TIMESTAMP INFO Active connections: N`.
     let line = server
@@ -69,9 +69,11 @@ async fn json_logs_keep_the_same_message_text() {
         .iter()
         .filter_map(|l| l.contains("Active connections").then_some(l.as_str()))
         .collect();
-    assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages[0].contains("\"message\":\"Active connections: 1\""));
-    assert!(messages[1].contains("\"message\":\"Active connections: 0\""));
+    // The start-up baseline, the connect, the disconnect.
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(messages[0].contains("\"message\":\"Active connections: 0\""));
+    assert!(messages[1].contains("\"message\":\"Active connections: 1\""));
+    assert!(messages[2].contains("\"message\":\"Active connections: 0\""));
 }
 
 #[tokio::test]

@@ -126,11 +126,11 @@ async fn ten_thousand_connections_opened_and_closed_leave_active_0_and_no_fd_gro
         (TOTAL + 1) as u64
     );
 
-    // The log: one `Active connections: N` line per open and per close, the
-    // last one 0.
+    // The log: the start-up baseline, then one `Active connections: N` line
+    // per open and per close, the last one 0.
     let mut counts = 0;
     let mut last = None;
-    while counts < 2 * (TOTAL + 1) {
+    while counts < 1 + 2 * (TOTAL + 1) {
         let line = server.wait_line(|l| active_count(l).is_some()).await;
         last = active_count(&line);
         counts += 1;
