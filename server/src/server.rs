@@ -77,10 +77,12 @@ pub async fn run(
         shared.config.max_connections,
         shared.config.max_message_size
     );
-    info!("listening on {addr}");
     // A baseline line, so a pod nobody has connected to yet still tells
-    // `kubectl wsaffinity logs` its count instead of looking silent.
+    // `kubectl wsaffinity logs` its count instead of looking silent. It comes
+    // before `listening on`, which supervisors (the lab) take as "started":
+    // anything logged after that is newer than the baseline.
     info!("Active connections: 0");
+    info!("listening on {addr}");
 
     tokio::spawn(report(shared.clone()));
     let mut http = http1::Builder::new();
