@@ -342,3 +342,39 @@ async fn each_missing_permission_is_named() {
         }
     }
 }
+
+/// `logs --follow` without `get pods/log` stops as one-shot `logs` does:
+/// exit 2 naming the permission, at once, rather than a live table of
+/// per-pod 403s until interrupted. `--follow-duration` only bounds the test
+/// should the check be missing (it would then exit 0 after 30s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_without_pods_log_exits_2_at_once() {
+    let permissions = role_permissions();
+    let lab = lab(&permissions).await;
+    let pods = lab.pods(NS).len();
+    assert!(pods >= 2, "the dev overlay runs several pods: {pods}");
+    lab.reset_counts();
+    let r = plugin(
+        &lab,
+        &token_without("get pods/log"),
+        &["logs", SVC, "--follow", "--follow-duration", "30s"],
+    )
+    .await;
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    assert!(
+        r.took < std::time::Duration::from_secs(5),
+        "took {:?}\n{}",
+        r.took,
+        r.all()
+    );
+    let ask = format!("Ask for `get` on `pods/log` in {NS}");
+    assert!(r.stderr.contains(&ask), "{}", r.all());
+    assert!(r.stdout.trim().is_empty(), "no live table: {}", r.all());
+    // One small read per pod proved it; no follow stream was opened.
+    assert_eq!(
+        lab.counts().get("get pods/log"),
+        pods as u64,
+        "{:?}",
+        lab.counts()
+    );
+}

@@ -13,8 +13,10 @@ use crate::config::{Config, OutputFormat};
 use crate::diagnose;
 use crate::gather;
 use crate::probe::logs::follow::{FollowOptions, PodSource};
-use crate::probe::logs::pods::{ContainerChoice, log_targets};
-use crate::probe::logs::{LogsConfig, PodSelection, follow, read_all};
+use crate::probe::logs::pods::{ContainerChoice, LogTarget, log_targets};
+use crate::probe::logs::{
+    ActivePattern, LogsConfig, PodSelection, TailLimits, follow, read_all, read_tail,
+};
 use crate::render;
 use crate::render::logs::{FollowPrinter, LogsTextOptions};
 use crate::report::Report;
@@ -50,6 +52,8 @@ pub async fn run(config: &Config, logs: &LogsConfig, out: &mut dyn Write) -> any
     let choice = ContainerChoice::new(logs.container.as_deref(), found.snapshot.service.as_ref());
     match &logs.follow {
         Some(f) => {
+            let targets = log_targets(&found.snapshot.pods, &choice);
+            check_log_access(&kube, &targets, &logs.pattern, logs.max_log_requests).await?;
             let source = PodSource {
                 namespace: kube.namespace.clone(),
                 selector,
@@ -87,14 +91,87 @@ fn all_forbidden(kube: &Kube, pod_logs: &[PodLog]) -> Result<(), gather::error::
         _ => return Ok(()),
     };
     if errors.all(|e| e.is_some_and(gather::error::is_forbidden_message)) {
-        return Err(gather::error::GatherError::Forbidden {
-            verb: "get",
-            resource: "pods/log".to_string(),
-            namespace: kube.namespace.clone(),
-            message: first.to_string(),
-        });
+        return Err(logs_forbidden(kube, first));
     }
     Ok(())
+}
+
+/// The exit-2 error naming `get pods/log` in the namespace.
+fn logs_forbidden(kube: &Kube, message: &str) -> gather::error::GatherError {
+    gather::error::GatherError::Forbidden {
+        verb: "get",
+        resource: "pods/log".to_string(),
+        namespace: kube.namespace.clone(),
+        message: message.to_string(),
+    }
+}
+
+/// Before `--follow` starts: the same check as [`all_forbidden`], so a user
+/// who may not read pod logs gets exit 2 rather than a table of per-pod
+/// errors that never ends. Each pod costs one GET with `tailLines=1` and
+/// `limitBytes=1` (the cheapest read that proves access; the body is
+/// discarded). The first pod is read alone, so the usual case (allowed) is
+/// one request; only while the answers are 403 are the others read, at most
+/// `--max-log-requests` at once, stopping at the first that is not (the
+/// requests still in flight are dropped with the stream, none outlives this
+/// call). A Pending pod, or any error other than 403, is not a permission
+/// problem: the follow starts and shows it per pod, as one-shot mode does.
+async fn check_log_access(
+    kube: &Kube,
+    targets: &[LogTarget],
+    pattern: &ActivePattern,
+    max_concurrent: usize,
+) -> Result<(), gather::error::GatherError> {
+    use futures::StreamExt;
+    let probe = TailLimits {
+        tail_lines: 1,
+        limit_bytes: 1,
+        since: None,
+    };
+    // The error of one pod's read, if any (tailLines=1: a single request).
+    let read = |t: &LogTarget| {
+        let client = kube.client.clone();
+        let namespace = kube.namespace.clone();
+        let t = t.clone();
+        async move {
+            match t.not_loggable {
+                Some(why) => Some(why),
+                None => read_tail(
+                    &client,
+                    &namespace,
+                    &t.pod,
+                    t.container.as_deref(),
+                    pattern,
+                    probe,
+                )
+                .await
+                .err(),
+            }
+        }
+    };
+    let forbidden = |e: &Option<String>| {
+        e.as_deref()
+            .is_some_and(gather::error::is_forbidden_message)
+    };
+    let Some((first, rest)) = targets.split_first() else {
+        return Ok(());
+    };
+    let first_error = read(first).await;
+    if !forbidden(&first_error) {
+        return Ok(());
+    }
+    let mut others = futures::stream::iter(rest)
+        .map(read)
+        .buffer_unordered(max_concurrent.max(1));
+    while let Some(error) = others.next().await {
+        if !forbidden(&error) {
+            return Ok(());
+        }
+    }
+    Err(logs_forbidden(
+        kube,
+        first_error.as_deref().unwrap_or_default(),
+    ))
 }
 
 async fn one_shot(
