@@ -117,16 +117,16 @@ impl LogBuffer {
             .and_then(|s| i64::try_from(s).ok())
             .and_then(|s| now.checked_sub(jiff::SignedDuration::from_secs(s)).ok())
             .or(q.since_time);
+        // From the end, so a tail of a long log copies only the lines it returns.
         let mut lines: Vec<LogLine> = inner
             .lines
             .iter()
+            .rev()
             .filter(|l| since.is_none_or(|t| l.time >= t))
+            .take(q.tail_lines.unwrap_or(usize::MAX))
             .cloned()
             .collect();
-        if let Some(tail) = q.tail_lines {
-            let skip = lines.len().saturating_sub(tail);
-            lines.drain(..skip);
-        }
+        lines.reverse();
         (lines, inner.next_seq)
     }
 

@@ -266,9 +266,25 @@ async fn run<S>(
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
     let writer = tokio::spawn(async move {
-        while let Some(msg) = out_rx.recv().await {
-            let is_close = msg.is_close();
-            if sink.send(msg).await.is_err() || is_close {
+        // Feed every frame that is ready, then flush once: one write for a
+        // burst (the two port frames at start, a backend reply split in reads)
+        // instead of a syscall per frame.
+        'write: while let Some(mut msg) = out_rx.recv().await {
+            loop {
+                let is_close = msg.is_close();
+                if sink.feed(msg).await.is_err() {
+                    break 'write;
+                }
+                if is_close {
+                    let _ = sink.flush().await;
+                    break 'write;
+                }
+                match out_rx.try_recv() {
+                    Ok(next) => msg = next,
+                    Err(_) => break,
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }
