@@ -2,7 +2,7 @@
 //! (the kubelet's timestamps), bounded in size, and followable.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use jiff::Timestamp;
@@ -15,6 +15,10 @@ pub const MAX_LOG_BYTES: usize = 8 * 1024 * 1024;
 pub struct LogLine {
     pub seq: u64,
     pub time: Timestamp,
+    /// `time` as the kubelet prints it, formatted once when the line arrives
+    /// (lines are read far more often than written) and shared by the lines
+    /// of one append.
+    pub stamp: Arc<str>,
     /// The line including its trailing newline.
     pub text: String,
 }
@@ -73,6 +77,7 @@ impl LogBuffer {
     }
 
     pub fn append_at(&self, text: &str, time: Timestamp) {
+        let stamp: Arc<str> = format_rfc3339_nano(time).into();
         let next = {
             let mut inner = self.lock();
             for line in text.split_inclusive('\n') {
@@ -86,6 +91,7 @@ impl LogBuffer {
                 inner.lines.push_back(LogLine {
                     seq,
                     time,
+                    stamp: stamp.clone(),
                     text: line,
                 });
             }
@@ -148,7 +154,7 @@ pub fn render(lines: &[LogLine], timestamps: bool) -> String {
     let mut out = String::new();
     for l in lines {
         if timestamps {
-            out.push_str(&format_rfc3339_nano(l.time));
+            out.push_str(&l.stamp);
             out.push(' ');
         }
         out.push_str(&l.text);
