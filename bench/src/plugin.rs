@@ -215,6 +215,9 @@ pub async fn check(plugin: &Path, repeat: usize) -> anyhow::Result<Check> {
 pub struct PerPod {
     pub plugin_secs: Vec<f64>,
     pub direct_secs: Vec<f64>,
+    /// `--connect 1`: what does not scale with the connections (process
+    /// start, client, API reads, three log reads per pod, 20 forwards).
+    pub fixed_secs: Vec<f64>,
     pub peak_rss_kib: Vec<u64>,
 }
 
@@ -235,6 +238,7 @@ pub async fn per_pod(plugin: &Path, repeat: usize) -> anyhow::Result<PerPod> {
     let mut out = PerPod {
         plugin_secs: vec![],
         direct_secs: vec![],
+        fixed_secs: vec![],
         peak_rss_kib: vec![],
     };
     let args = [
@@ -259,6 +263,13 @@ pub async fn per_pod(plugin: &Path, repeat: usize) -> anyhow::Result<PerPod> {
         run.expect("web-")?;
         out.plugin_secs.push(run.secs);
         out.direct_secs.push(direct(&backends, 10, 4).await?);
+        let mut args1 = args;
+        args1[5] = "1";
+        let run = run_plugin(plugin, &lab, &args1).await?;
+        if run.code != 0 {
+            bail!("per-pod --connect 1 exited {}", run.code);
+        }
+        out.fixed_secs.push(run.secs);
     }
     let mut args50 = args;
     args50[5] = "50";
