@@ -91,6 +91,10 @@ pub struct Lab {
     ca_pem: Option<String>,
     shutdown: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// `LabOptions::processes`: whether new pods get a real process.
+    processes: bool,
+    /// Serialises `add_pod`, so two scale-ups never pick the same name.
+    scaling: tokio::sync::Mutex<()>,
 }
 
 fn now_rfc3339() -> String {
@@ -228,6 +232,8 @@ impl Lab {
             ca_pem,
             shutdown,
             server: Some(server),
+            processes: opts.processes,
+            scaling: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -360,6 +366,53 @@ impl Lab {
         self.state.refresh_endpointslices();
     }
 
+    /// Scale the Deployment up by one, as its ReplicaSet would: a new pod
+    /// `<deploy>-<same hash>-<5 new chars>` on a fake node (a new `lab-node-N`,
+    /// or the next of `lab.wsaffinity.dev/nodes`), Ready, backed by its own
+    /// `websocket-server` started as at lab start (log captured, PDEATHSIG;
+    /// none under `processes: false` or the processes annotation). The process
+    /// is listening before the Pod enters the API with a newer
+    /// resourceVersion; the Deployment's and ReplicaSet's replicas grow by one
+    /// and the Service's EndpointSlices include the pod. The counterpart of
+    /// [`Lab::delete_pod`]. Returns the new pod's name.
+    pub async fn add_pod(&self, ns: &str, deployment: &str) -> anyhow::Result<String> {
+        let _one_at_a_time = self.scaling.lock().await;
+        let up = {
+            let store = lock(&self.state.store);
+            let deploy = store
+                .get("apps", "deployments", ns, deployment)
+                .with_context(|| {
+                    format!("deployments.apps \"{deployment}\" not found in namespace {ns}")
+                })?;
+            let pods = store.list("", "pods", None);
+            let nodes = store.list("", "nodes", None);
+            workloads::scale_up(deploy, &pods, &nodes, &now_rfc3339(), self.processes)
+        };
+        let name = up.plan.name.clone();
+        let bin = if up.plan.process {
+            Some(process::find_server_binary()?)
+        } else {
+            None
+        };
+        let runtime = start_pod(bin.as_deref(), &up.plan).await?;
+        lock(&self.state.pods).insert((ns.to_string(), name.clone()), runtime);
+        {
+            let mut store = lock(&self.state.store);
+            if let Some(node) = up.new_node {
+                store.put(node)?;
+            }
+            store.update("apps", "deployments", ns, deployment, |d| {
+                workloads::set_replicas(d, up.replicas);
+            });
+            store.update("apps", "replicasets", ns, &up.replicaset, |rs| {
+                workloads::set_replicas(rs, up.replicas);
+            });
+            store.put(up.pod)?;
+        }
+        self.state.refresh_endpointslices();
+        Ok(name)
+    }
+
     /// Append lines to a pod's log, as if its process had printed them.
     pub fn append_log(&self, ns: &str, pod: &str, lines: &str) {
         let mut pods = lock(&self.state.pods);
@@ -456,6 +509,29 @@ fn process_less_runtime(ns: &str, pod: &str, logs: Arc<LogBuffer>) -> PodRuntime
     }
 }
 
+/// Start one pod's process (when it has one and `bin` is given) and wait
+/// until it listens.
+async fn start_pod(bin: Option<&Path>, plan: &workloads::PodPlan) -> anyhow::Result<PodRuntime> {
+    let logs = Arc::new(LogBuffer::default());
+    let sandbox = names::hex_id(&[&plan.namespace, &plan.name, "sandbox"]);
+    let (child, backend) = match (bin, plan.process) {
+        (Some(bin), true) => {
+            let p = process::spawn(bin, plan, logs.clone()).await?;
+            (Some(p.child), Some(p.backend))
+        }
+        // No process: the pod still reads as Running, so a follow stays open.
+        _ => (None, None),
+    };
+    Ok(PodRuntime {
+        plan: plan.clone(),
+        logs,
+        backend,
+        child,
+        killed: false,
+        sandbox,
+    })
+}
+
 /// Start every pod's process concurrently; on any failure the started ones are killed (dropped).
 async fn start_pods(
     plans: &[workloads::PodPlan],
@@ -465,29 +541,7 @@ async fn start_pods(
     } else {
         None
     };
-    let starts = plans.iter().map(|plan| {
-        let bin = bin.clone();
-        async move {
-            let logs = Arc::new(LogBuffer::default());
-            let sandbox = names::hex_id(&[&plan.namespace, &plan.name, "sandbox"]);
-            let (child, backend) = match (&bin, plan.process) {
-                (Some(bin), true) => {
-                    let p = process::spawn(bin, plan, logs.clone()).await?;
-                    (Some(p.child), Some(p.backend))
-                }
-                // No process: the pod still reads as Running, so a follow stays open.
-                _ => (None, None),
-            };
-            anyhow::Ok(PodRuntime {
-                plan: plan.clone(),
-                logs,
-                backend,
-                child,
-                killed: false,
-                sandbox,
-            })
-        }
-    });
+    let starts = plans.iter().map(|plan| start_pod(bin.as_deref(), plan));
     let results = futures::future::join_all(starts).await;
     let mut out = HashMap::new();
     for r in results {

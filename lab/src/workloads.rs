@@ -295,6 +295,94 @@ fn with_deployment_status(mut deploy: Value) -> Value {
     deploy
 }
 
+/// What every pod of a Deployment shares: its ReplicaSet, labels and template.
+struct Replicas<'a> {
+    deploy: &'a Value,
+    ns: &'a str,
+    rs_name: String,
+    rs_uid: String,
+    /// The template's labels plus `pod-template-hash`.
+    labels: Value,
+    /// Whether its pods run a real process.
+    run: bool,
+}
+
+impl<'a> Replicas<'a> {
+    fn of(deploy: &'a Value, processes: bool) -> Self {
+        let ns = str_at(deploy, "/metadata/namespace");
+        let ns = if ns.is_empty() { "default" } else { ns };
+        let name = str_at(deploy, "/metadata/name");
+        let hash = names::safe_suffix(&[ns, name, "pod-template-hash"], 10);
+        let rs_name = format!("{name}-{hash}");
+        let rs_uid = names::uid(&["replicasets.apps", ns, &rs_name]);
+        let mut labels = deploy
+            .pointer("/spec/template/metadata/labels")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        labels["pod-template-hash"] = json!(hash);
+        Self {
+            deploy,
+            ns,
+            rs_name,
+            rs_uid,
+            labels,
+            run: processes && annotation(deploy, ANN_PROCESSES) != Some("false"),
+        }
+    }
+
+    /// The i-th pod's name: `<rs>-<5 chars>`, deterministic.
+    fn pod_name(&self, i: usize) -> String {
+        let suffix = names::safe_suffix(&[self.ns, &self.rs_name, &i.to_string()], 5);
+        format!("{}-{suffix}", self.rs_name)
+    }
+
+    /// Where the i-th pod is scheduled: its own node, or round-robin over
+    /// `lab.wsaffinity.dev/nodes` nodes.
+    fn node_of(&self, i: usize, default_count: usize) -> usize {
+        let count = annotation(self.deploy, ANN_NODES)
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&c| c > 0)
+            .unwrap_or(default_count.max(1));
+        i % count
+    }
+
+    /// A running pod of this ReplicaSet, and its plan.
+    fn pod(
+        &self,
+        name: &str,
+        node: usize,
+        ip: &str,
+        created: &str,
+        ready: bool,
+    ) -> (Value, PodPlan) {
+        let template = &self.deploy["spec"]["template"];
+        let mut spec = template["spec"].clone();
+        spec["nodeName"] = json!(node_name(node));
+        if spec.get("restartPolicy").is_none() {
+            spec["restartPolicy"] = json!("Always");
+        }
+        spec["schedulerName"] = json!("default-scheduler");
+        let mut meta = template["metadata"].clone();
+        if !meta.is_object() {
+            meta = json!({});
+        }
+        meta["name"] = json!(name);
+        meta["generateName"] = json!(format!("{}-", self.rs_name));
+        meta["namespace"] = json!(self.ns);
+        meta["uid"] = json!(names::uid(&["pods", self.ns, name]));
+        meta["labels"] = self.labels.clone();
+        meta["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": self.rs_name, "uid": self.rs_uid, "controller": true, "blockOwnerDeletion": true}]);
+        let status = running_status(&spec, &node_ip(node), ip, created, ready);
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status});
+        let mut plan = plan_for(&pod, self.run);
+        if let Some(args) = annotation(self.deploy, ANN_SERVER_ARGS) {
+            plan.server_args = args.split_whitespace().map(String::from).collect();
+        }
+        (pod, plan)
+    }
+}
+
 fn expand_deployment(
     deploy: &Value,
     created: &str,
@@ -304,73 +392,116 @@ fn expand_deployment(
     nodes: &mut BTreeSet<usize>,
     next_ip: &mut impl FnMut(usize) -> String,
 ) {
-    let ns = str_at(deploy, "/metadata/namespace");
-    let ns = if ns.is_empty() { "default" } else { ns };
+    let rs = Replicas::of(deploy, processes);
     let name = str_at(deploy, "/metadata/name");
     let n = replicas(deploy);
-    let hash = names::safe_suffix(&[ns, name, "pod-template-hash"], 10);
-    let rs_name = format!("{name}-{hash}");
-    let deploy_uid = names::uid(&["deployments.apps", ns, name]);
-    let rs_uid = names::uid(&["replicasets.apps", ns, &rs_name]);
-    let template = &deploy["spec"]["template"];
-    let mut labels = template
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    labels["pod-template-hash"] = json!(hash);
+    let deploy_uid = names::uid(&["deployments.apps", rs.ns, name]);
     let not_ready = annotation(deploy, ANN_NOT_READY)
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(0);
-    let node_count = annotation(deploy, ANN_NODES)
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|&c| c > 0)
-        .unwrap_or(n.max(1));
-    let run = processes && annotation(deploy, ANN_PROCESSES) != Some("false");
 
     objects.push(json!({
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": rs_name, "namespace": ns, "uid": rs_uid, "labels": labels,
+        "metadata": {"name": rs.rs_name, "namespace": rs.ns, "uid": rs.rs_uid, "labels": rs.labels,
             "annotations": {"deployment.kubernetes.io/revision": "1",
                 "deployment.kubernetes.io/desired-replicas": n.to_string()},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
                 "uid": deploy_uid, "controller": true, "blockOwnerDeletion": true}]},
-        "spec": {"replicas": n, "selector": deploy["spec"]["selector"], "template": template},
+        "spec": {"replicas": n, "selector": deploy["spec"]["selector"], "template": deploy["spec"]["template"]},
         "status": {"replicas": n, "fullyLabeledReplicas": n, "readyReplicas": n.saturating_sub(not_ready),
             "availableReplicas": n.saturating_sub(not_ready), "observedGeneration": 1},
     }));
 
     for i in 0..n {
-        let suffix = names::safe_suffix(&[ns, &rs_name, &i.to_string()], 5);
-        let pod_name = format!("{rs_name}-{suffix}");
-        let node = i % node_count;
+        let node = rs.node_of(i, n);
         nodes.insert(node);
         let ip = next_ip(node);
-        let mut spec = template["spec"].clone();
-        spec["nodeName"] = json!(node_name(node));
-        if spec.get("restartPolicy").is_none() {
-            spec["restartPolicy"] = json!("Always");
-        }
-        spec["schedulerName"] = json!("default-scheduler");
         let ready = i < n.saturating_sub(not_ready);
-        let mut meta = template["metadata"].clone();
-        if !meta.is_object() {
-            meta = json!({});
-        }
-        meta["name"] = json!(pod_name);
-        meta["generateName"] = json!(format!("{rs_name}-"));
-        meta["namespace"] = json!(ns);
-        meta["uid"] = json!(names::uid(&["pods", ns, &pod_name]));
-        meta["labels"] = labels.clone();
-        meta["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
-            "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]);
-        let status = running_status(&spec, &node_ip(node), &ip, created, ready);
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status});
-        let mut plan = plan_for(&pod, run);
-        if let Some(args) = annotation(deploy, ANN_SERVER_ARGS) {
-            plan.server_args = args.split_whitespace().map(String::from).collect();
-        }
+        let (pod, plan) = rs.pod(&rs.pod_name(i), node, &ip, created, ready);
         pods.push(plan);
         objects.push(pod);
+    }
+}
+
+/// One more pod for a running Deployment, as its ReplicaSet makes it when the
+/// Deployment is scaled up by one.
+pub struct ScaleUp {
+    pub pod: Value,
+    pub plan: PodPlan,
+    /// The fake node it is scheduled on, when that node is new.
+    pub new_node: Option<Value>,
+    /// The ReplicaSet that owns it (`<deploy>-<hash>`).
+    pub replicaset: String,
+    /// The Deployment's (and ReplicaSet's) replicas after the scale-up.
+    pub replicas: usize,
+}
+
+/// Plan the next pod of `deploy`: named `<deploy>-<hash>-<5 new chars>`, Ready,
+/// on its own fake node (or the next of `lab.wsaffinity.dev/nodes`), with a pod
+/// IP no pod in `pods` (all namespaces) has. `nodes` are the Node objects.
+pub fn scale_up(
+    deploy: &Value,
+    pods: &[&Value],
+    nodes: &[&Value],
+    created: &str,
+    processes: bool,
+) -> ScaleUp {
+    let rs = Replicas::of(deploy, processes);
+    let n = replicas(deploy);
+    let taken: BTreeSet<(&str, &str)> = pods
+        .iter()
+        .map(|p| {
+            (
+                str_at(p, "/metadata/namespace"),
+                str_at(p, "/metadata/name"),
+            )
+        })
+        .collect();
+    // Indexes below `replicas` named the pods made so far (some may be deleted):
+    // a new pod never reuses a name.
+    let (i, name) = (n..)
+        .map(|i| (i, rs.pod_name(i)))
+        .find(|(_, name)| !taken.contains(&(rs.ns, name.as_str())))
+        .expect("an unused pod name");
+    let node = rs.node_of(i, usize::MAX);
+    let ips: BTreeSet<&str> = pods.iter().map(|p| str_at(p, "/status/podIP")).collect();
+    let ip = (2..)
+        .map(|k| format!("10.244.{}.{k}", node % 250))
+        .find(|ip| !ips.contains(ip.as_str()))
+        .expect("a free pod IP");
+    let (mut pod, plan) = rs.pod(&name, node, &ip, created, true);
+    pod["metadata"]["creationTimestamp"] = json!(created);
+    let node_exists = nodes
+        .iter()
+        .any(|o| str_at(o, "/metadata/name") == node_name(node));
+    ScaleUp {
+        pod,
+        plan,
+        new_node: (!node_exists).then(|| node_object(node)),
+        replicaset: rs.rs_name,
+        replicas: n + 1,
+    }
+}
+
+/// Record a Deployment's or ReplicaSet's new replica count as the scale and
+/// the controllers would: spec, generation, and the counts in its status
+/// (ready counts follow the pods, see `state::refresh_slices`).
+pub fn set_replicas(w: &mut Value, n: usize) {
+    let generation = w
+        .pointer("/metadata/generation")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        + 1;
+    w["metadata"]["generation"] = json!(generation);
+    w["spec"]["replicas"] = json!(n);
+    w["status"]["observedGeneration"] = json!(generation);
+    w["status"]["replicas"] = json!(n);
+    if w["kind"] == "ReplicaSet" {
+        w["status"]["fullyLabeledReplicas"] = json!(n);
+        w["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
+            json!(n.to_string());
+    } else {
+        w["status"]["updatedReplicas"] = json!(n);
     }
 }
 
@@ -413,6 +544,76 @@ mod tests {
         // Same input, same names.
         let again = expand(vec![deploy(3, json!({}))], "2026-01-01T00:00:00Z", true);
         assert_eq!(again.pods[0].name, w.pods[0].name);
+    }
+
+    #[test]
+    fn scale_up_makes_the_next_replica_with_a_new_name_node_and_ip() {
+        let created = "2026-01-01T00:00:00Z";
+        let w = expand(vec![deploy(2, json!({}))], created, true);
+        let d = w
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .unwrap();
+        let pods: Vec<&Value> = w.objects.iter().filter(|o| o["kind"] == "Pod").collect();
+        let nodes: Vec<&Value> = w.objects.iter().filter(|o| o["kind"] == "Node").collect();
+        let up = scale_up(d, &pods, &nodes, "2026-01-01T00:05:00Z", true);
+        let first = &w.pods[0].name;
+        let rs = &first[..first.len() - 6];
+        assert_eq!(up.replicaset, rs);
+        let name = up.plan.name.as_str();
+        assert!(name.starts_with(&format!("{rs}-")), "{name}");
+        assert_eq!(name.len(), first.len());
+        assert!(w.pods.iter().all(|p| p.name != name));
+        assert_eq!(up.replicas, 3);
+        assert!(up.plan.process);
+        assert!(pod_is_ready(&up.pod));
+        assert_eq!(up.pod["metadata"]["labels"], pods[0]["metadata"]["labels"]);
+        assert_eq!(
+            up.pod["metadata"]["ownerReferences"],
+            pods[0]["metadata"]["ownerReferences"]
+        );
+        assert_eq!(
+            str_at(&up.pod, "/metadata/creationTimestamp"),
+            "2026-01-01T00:05:00Z"
+        );
+        // Its own node, new to the cluster, and an IP no pod has.
+        assert_eq!(str_at(&up.pod, "/spec/nodeName"), "lab-node-3");
+        assert_eq!(
+            str_at(up.new_node.as_ref().unwrap(), "/metadata/name"),
+            "lab-node-3"
+        );
+        let ip = str_at(&up.pod, "/status/podIP");
+        assert!(
+            pods.iter().all(|p| str_at(p, "/status/podIP") != ip),
+            "{ip}"
+        );
+
+        // Spread over 2 nodes: the third pod shares the first node, and an IP there is free.
+        let w = expand(vec![deploy(2, json!({ANN_NODES: "2"}))], created, true);
+        let d = w
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .unwrap();
+        let pods: Vec<&Value> = w.objects.iter().filter(|o| o["kind"] == "Pod").collect();
+        let nodes: Vec<&Value> = w.objects.iter().filter(|o| o["kind"] == "Node").collect();
+        let up = scale_up(d, &pods, &nodes, created, true);
+        assert_eq!(str_at(&up.pod, "/spec/nodeName"), "lab-node-1");
+        assert!(up.new_node.is_none());
+        let ip = str_at(&up.pod, "/status/podIP");
+        assert!(
+            pods.iter().all(|p| str_at(p, "/status/podIP") != ip),
+            "{ip}"
+        );
+
+        // After a scale to 3, the next pod is a fourth name, even if one was deleted.
+        let mut d = d.clone();
+        set_replicas(&mut d, 3);
+        assert_eq!(d["status"]["updatedReplicas"], 3);
+        let next = scale_up(&d, &pods[..1], &nodes, created, true);
+        assert_ne!(next.plan.name, up.plan.name);
+        assert_eq!(next.replicas, 4);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{NS, client, dev_lab};
+use common::{NS, client, close, dev_lab, echo, last_active, ws_over};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -351,4 +351,160 @@ async fn reqwest_free_get(lab: &Lab) -> u16 {
         Err(kube::Error::Api(s)) => s.code,
         other => panic!("expected 401, got {other:?}"),
     }
+}
+
+/// `add_pod` scales the Deployment up by one at run time: the new pod is in a
+/// LIST with a newer resourceVersion, ready in the Service's EndpointSlice
+/// with the right targetRef, and its own server answers a port-forward.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_pod_scales_the_deployment_up_by_one_at_run_time() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Node;
+
+    let lab = dev_lab().await;
+    let client = client(&lab).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let by_selector = ListParams::default().labels("app=websocket-server");
+    let before = pods.list(&by_selector).await.expect("list");
+    assert_eq!(before.items.len(), 2);
+    let rv = |p: &Pod| {
+        p.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("numeric resourceVersion")
+    };
+    let newest_before = before.items.iter().map(rv).max().expect("pods");
+    let old_names = lab.pods(NS);
+
+    let name = lab
+        .add_pod(NS, "dev-websocket-server")
+        .await
+        .expect("add a pod");
+    // `<deploy>-<same hash>-<5 new chars>`
+    let rs = &old_names[0][..old_names[0].len() - 6];
+    let suffix = name
+        .strip_prefix(&format!("{rs}-"))
+        .unwrap_or_else(|| panic!("{name} is not a pod of {rs}"));
+    assert_eq!(suffix.len(), 5, "{name}");
+    assert!(!old_names.contains(&name), "{name} is new: {old_names:?}");
+    assert_eq!(lab.pods(NS).len(), 3);
+
+    // In a LIST with the Deployment's selector, Running and Ready, newer.
+    let after = pods.list(&by_selector).await.expect("list");
+    assert_eq!(after.items.len(), 3);
+    let pod = after
+        .items
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+        .expect("the new pod is listed");
+    assert!(rv(pod) > newest_before, "newer resourceVersion");
+    let status = pod.status.as_ref().expect("status");
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    assert_eq!(
+        pod.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash")),
+        before.items[0]
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash"))
+    );
+    let pod_uid = pod.metadata.uid.clone().expect("uid");
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("scheduled");
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes.get(&node).await.expect("its fake node exists");
+
+    // Ready in the Service's EndpointSlice, with a targetRef to it.
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NS);
+    let sl = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=dev-websocket-server"))
+        .await
+        .expect("slices");
+    let eps: Vec<_> = sl.items.iter().flat_map(|s| s.endpoints.iter()).collect();
+    assert_eq!(eps.len(), 3);
+    let ep = eps
+        .iter()
+        .find(|e| e.target_ref.as_ref().and_then(|t| t.name.as_deref()) == Some(name.as_str()))
+        .expect("an endpoint for the new pod");
+    let target = ep.target_ref.as_ref().expect("targetRef");
+    assert_eq!(target.kind.as_deref(), Some("Pod"));
+    assert_eq!(target.namespace.as_deref(), Some(NS));
+    assert_eq!(target.uid.as_deref(), Some(pod_uid.as_str()));
+    assert_eq!(ep.conditions.as_ref().and_then(|c| c.ready), Some(true));
+    assert_eq!(ep.node_name.as_deref(), Some(node.as_str()));
+    assert_eq!(
+        ep.addresses.first().map(String::as_str),
+        status.pod_ip.as_deref()
+    );
+
+    // The Deployment is scaled: 3 wanted, 3 ready.
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let d = deploys
+        .get("dev-websocket-server")
+        .await
+        .expect("deployment");
+    assert_eq!(d.spec.and_then(|s| s.replicas), Some(3));
+    let ds = d.status.expect("status");
+    assert_eq!((ds.replicas, ds.ready_replicas), (Some(3), Some(3)));
+
+    // Its own real server: a backend, a baseline count, and a port-forward to it.
+    assert!(lab.pod_backend(NS, &name).is_some());
+    assert_eq!(last_active(&pods, &name).await, Some(0));
+    let mut pf = pods.portforward(&name, &[8080]).await.expect("portforward");
+    let (mut ws, hello) = ws_over(pf.take_stream(8080).expect("stream")).await;
+    assert_eq!(
+        hello["pod"],
+        name.as_str(),
+        "the forward reached the new pod"
+    );
+    echo(&mut ws, "hello, new pod").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while last_active(&pods, &name).await != Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `Active connections: 1`"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    close(ws).await;
+    pf.join().await.expect("forwarder ends cleanly");
+
+    // Another scale-up makes another name; delete_pod undoes one.
+    let second = lab
+        .add_pod(NS, "dev-websocket-server")
+        .await
+        .expect("add another pod");
+    assert_ne!(second, name);
+    assert_eq!(lab.pods(NS).len(), 4);
+    lab.delete_pod(NS, &name).await;
+    let left = pods.list(&by_selector).await.expect("list");
+    assert_eq!(left.items.len(), 3);
+    let sl = slices.list(&ListParams::default()).await.expect("slices");
+    assert!(
+        sl.items.iter().flat_map(|s| s.endpoints.iter()).all(|e| e
+            .target_ref
+            .as_ref()
+            .and_then(|t| t.name.as_deref())
+            != Some(name.as_str()))
+    );
+
+    match lab.add_pod(NS, "nope").await {
+        Err(e) => assert!(e.to_string().contains("\"nope\" not found"), "{e}"),
+        Ok(p) => panic!("added {p} to a missing Deployment"),
+    }
+    lab.shutdown().await;
 }
