@@ -429,8 +429,8 @@ async fn follow_reports_changes_within_a_second_and_a_pod_that_goes_away() {
     );
 }
 
-/// `--follow-duration` ends a follow by itself; a pod that appears is picked
-/// up. (The lab has no pod creation, so this checks the end and the pickup.)
+/// `--follow-duration` ends a follow by itself, having picked up both pods.
+/// (A pod that appears later: `follow_picks_up_a_pod_added_while_following`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_duration_ends_the_follow_and_json_is_refused() {
     let lab = lab().await;
@@ -451,6 +451,124 @@ async fn follow_duration_ends_the_follow_and_json_is_refused() {
     let r = run(&lab, &[SVC, "--follow", "-o", "json"]).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--follow"), "{}", r.stderr);
+}
+
+/// A `logs --follow` run with piped stdout, read line by line as it comes.
+struct FollowRun {
+    child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    reader: tokio::task::JoinHandle<()>,
+    /// Every line read so far, for assertion messages.
+    seen: Vec<String>,
+}
+
+impl FollowRun {
+    fn spawn(lab: &Lab, args: &[&str]) -> Self {
+        let mut child = command(lab, args).spawn().expect("spawn the plugin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let reader = tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        FollowRun {
+            child,
+            lines,
+            reader,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one equals `want`, at most `within`; panics with
+    /// every line seen when none does.
+    async fn expect_line(&mut self, want: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    let hit = line == want;
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Ok(None) => panic!("the follow ended before `{want}`: {:#?}", self.seen),
+                Err(_) => panic!("no `{want}` within {within:?}: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Ends the follow (SIGKILL) and reaps it, so nothing is left running.
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .expect("the plugin exits after SIGKILL");
+        let _ = self.reader.await;
+    }
+}
+
+/// `--follow` picks up a pod that appears while it runs: the lab scales the
+/// Deployment up by one (a new pod with its own server, in the pod LIST and the
+/// Service's EndpointSlice); the follow names it, then shows the connections
+/// opened to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_picks_up_a_pod_added_while_following() {
+    let lab = lab().await;
+    let (a, b, _, _) = two_pods(&lab);
+    let mut follow = FollowRun::spawn(
+        &lab,
+        &[
+            SVC,
+            "--follow",
+            // A backstop: the test stops it sooner.
+            "--follow-duration",
+            "30s",
+            "--poll-interval",
+            "300ms",
+        ],
+    );
+    for pod in [&a, &b] {
+        follow
+            .expect_line(&format!("{pod} following"), Duration::from_secs(10))
+            .await;
+    }
+
+    let added = Instant::now();
+    let c = lab
+        .add_pod(NS, "dev-websocket-server")
+        .await
+        .expect("scale the Deployment up by one");
+    assert!(![&a, &b].contains(&&c), "{c} is a new pod");
+    // Picked up by the next pod LIST (every 300 ms).
+    follow
+        .expect_line(&format!("{c} following"), Duration::from_secs(5))
+        .await;
+    eprintln!(
+        "--follow picked up the new pod {:?} after it was added",
+        added.elapsed()
+    );
+
+    let addr_c = lab.pod_backend(NS, &c).expect("the new pod has a server");
+    let _conns = open(addr_c, 3).await;
+    follow
+        .expect_line(&format!("{c} active=3"), Duration::from_secs(5))
+        .await;
+    let seen = std::mem::take(&mut follow.seen);
+    follow.stop().await;
+    // The other pods saw no change.
+    for pod in [&a, &b] {
+        assert!(
+            seen.iter()
+                .filter(|l| l.starts_with(&format!("{pod} ")))
+                .all(|l| l.ends_with(" following") || l.ends_with(" active=0")),
+            "{seen:#?}"
+        );
+    }
 }
 
 /// `--follow` on a terminal (util-linux `script` gives it a pty): a table
