@@ -132,7 +132,20 @@ pub async fn load_config(opts: &KubeOptions) -> Result<kube::Config, ClientError
     if let Some(timeout) = opts.request_timeout {
         config.connect_timeout = Some(config.connect_timeout.map_or(timeout, |c| c.min(timeout)));
     }
+    skip_unused_trust_store(&mut config);
     Ok(config)
+}
+
+/// A plain `http://` API server (`kubectl proxy`, the lab) is never spoken
+/// to over TLS, yet without a CA in the kubeconfig kube-client loads the
+/// OS trust store for its TLS connector anyway (~4 ms, ~150 files, on every
+/// start). An empty set of roots skips that; it can verify nothing, and
+/// nothing needs verifying. Not with a proxy, which may itself be TLS.
+fn skip_unused_trust_store(config: &mut kube::Config) {
+    let plain = config.cluster_url.scheme_str() == Some("http");
+    if plain && config.proxy_url.is_none() && config.root_cert.is_none() {
+        config.root_cert = Some(Vec::new());
+    }
 }
 
 fn default_kubeconfig_name() -> String {
@@ -342,6 +355,28 @@ where
 mod tests {
     use super::*;
     use std::path::Path;
+
+    fn config_for(url: &str) -> kube::Config {
+        kube::Config::new(url.parse().expect("a test URL"))
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_server_gets_no_trust_store_and_still_builds_a_client() {
+        let mut http = config_for("http://127.0.0.1:8001");
+        skip_unused_trust_store(&mut http);
+        assert_eq!(http.root_cert, Some(Vec::new()));
+        // kube-client accepts an empty root set: the client builds.
+        assert!(ClientBuilder::try_from(http).is_ok());
+
+        let mut https = config_for("https://127.0.0.1:6443");
+        skip_unused_trust_store(&mut https);
+        assert_eq!(https.root_cert, None, "TLS servers keep the OS trust store");
+
+        let mut proxied = config_for("http://127.0.0.1:8001");
+        proxied.proxy_url = Some("http://proxy.example:3128".parse().expect("a test URL"));
+        skip_unused_trust_store(&mut proxied);
+        assert_eq!(proxied.root_cert, None, "a proxy may be TLS itself");
+    }
 
     const KUBECONFIG: &str = "\
 apiVersion: v1
