@@ -28,7 +28,7 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> anyhow::Result<i32> {
     let kube = client::connect(&config.kube).await?;
-    let snapshot = gather::pods_snapshot(&kube, &pp.target).await?;
+    let snapshot = gather::snapshot(&kube, &pp.target).await?;
     let targets = per_pod::select_targets(&snapshot, pp.all_pods, pp.port);
 
     let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);

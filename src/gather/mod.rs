@@ -4,7 +4,6 @@
 //! `check` on `svc/NAME`: GET the Service, then at once LIST pods (by the
 //! Service selector), LIST EndpointSlices (`kubernetes.io/service-name`),
 //! LIST Ingresses and LIST each optional routing kind once — 8 requests.
-//! `per-pod` reads the Service, its pods and its EndpointSlices only.
 
 pub mod error;
 pub mod resolve;
@@ -27,23 +26,6 @@ use crate::target::TargetSpec;
 
 /// Resolves the target and reads everything `diagnose` needs.
 pub async fn snapshot(kube: &Kube, spec: &TargetSpec) -> Result<Snapshot, GatherError> {
-    read(kube, spec, Reads::WithRoutes).await
-}
-
-/// The target, its pods and its EndpointSlices, without the routes in front:
-/// what `per-pod` needs (it tests pods directly), in 3 requests, and without
-/// asking for permission to list Ingresses or routing CRDs.
-pub async fn pods_snapshot(kube: &Kube, spec: &TargetSpec) -> Result<Snapshot, GatherError> {
-    read(kube, spec, Reads::PodsOnly).await
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reads {
-    WithRoutes,
-    PodsOnly,
-}
-
-async fn read(kube: &Kube, spec: &TargetSpec, reads: Reads) -> Result<Snapshot, GatherError> {
     let resolved = resolve::resolve(kube, spec).await?;
     let mut snap = Snapshot {
         namespace: kube.namespace.clone(),
@@ -57,15 +39,6 @@ async fn read(kube: &Kube, spec: &TargetSpec, reads: Reads) -> Result<Snapshot, 
     };
     let name = service.metadata.name.clone().unwrap_or_default();
     let selector = selector_string(service);
-    if reads == Reads::PodsOnly {
-        let (pods, slices) = futures::join!(
-            list_pods(kube, selector.as_deref()),
-            list_endpoint_slices(kube, &name),
-        );
-        snap.pods = pods?;
-        snap.endpoint_slices = slices?;
-        return Ok(snap);
-    }
     let kinds = routes::kinds_to_read(service);
 
     let (pods, slices, ingresses, custom) = futures::join!(
