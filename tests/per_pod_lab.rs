@@ -131,6 +131,19 @@ async fn text_output_has_a_row_per_pod_and_the_summary_line() {
         run.stdout
     );
     assert!(run.stdout.contains("matches"), "{}", run.stdout);
+    // The verdict puts the test in context of the routing in front: the dev
+    // overlay's Ingress decides for Ingress traffic, not the Service.
+    let verdict = run.stdout.split("Verdict").nth(1).unwrap_or_default();
+    let verdict = verdict.split("Findings").next().unwrap_or_default();
+    assert!(
+        verdict
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains("through the Ingress, separate clients spread"),
+        "{}",
+        run.stdout
+    );
     // No progress display when piped.
     assert!(!run.stderr.contains("opening"), "{}", run.stderr);
     lab.shutdown().await;
