@@ -9,7 +9,8 @@ use jiff::Timestamp;
 use owo_colors::Style as Paint;
 
 use crate::probe::logs::follow::{FollowEvent, FollowRow, StreamState};
-use crate::render::text::{finding_list, paint, table_with};
+use crate::render::table::table_with;
+use crate::render::text::{finding_list, paint};
 use crate::report::Finding;
 use crate::snapshot::PodLog;
 

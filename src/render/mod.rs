@@ -6,6 +6,7 @@ pub mod logs;
 pub mod per_pod;
 pub mod spread;
 pub mod structured;
+pub mod table;
 pub mod test_service;
 pub mod text;
 
