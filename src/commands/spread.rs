@@ -3,7 +3,7 @@
 //! `check` snapshot of the target when the cluster can be read.
 //!
 //! Flow: URL (given, or derived from the target's Ingress) → snapshot
-//! (optional with `--url`) → [`run_clients`] → diagnose → render.
+//! (optional with `--url`) → [`run_clients`](crate::probe::url::run_clients) → diagnose → render.
 //! Errors (`Err`, exit 2): no URL can be derived, or not one connection
 //! succeeded (the first error names the cause).
 
