@@ -546,17 +546,20 @@ mod tests {
         assert_eq!(again.pods[0].name, w.pods[0].name);
     }
 
+    /// The one Deployment of `w`, its pods and the nodes.
+    fn deployment_pods_nodes(w: &World) -> (&Value, Vec<&Value>, Vec<&Value>) {
+        let of = |kind: &str| -> Vec<&Value> {
+            w.objects.iter().filter(|o| o["kind"] == kind).collect()
+        };
+        let d = of("Deployment")[0];
+        (d, of("Pod"), of("Node"))
+    }
+
     #[test]
     fn scale_up_makes_the_next_replica_with_a_new_name_node_and_ip() {
         let created = "2026-01-01T00:00:00Z";
         let w = expand(vec![deploy(2, json!({}))], created, true);
-        let d = w
-            .objects
-            .iter()
-            .find(|o| o["kind"] == "Deployment")
-            .unwrap();
-        let pods: Vec<&Value> = w.objects.iter().filter(|o| o["kind"] == "Pod").collect();
-        let nodes: Vec<&Value> = w.objects.iter().filter(|o| o["kind"] == "Node").collect();
+        let (d, pods, nodes) = deployment_pods_nodes(&w);
         let up = scale_up(d, &pods, &nodes, "2026-01-01T00:05:00Z", true);
         let first = &w.pods[0].name;
         let rs = &first[..first.len() - 6];
@@ -591,13 +594,7 @@ mod tests {
 
         // Spread over 2 nodes: the third pod shares the first node, and an IP there is free.
         let w = expand(vec![deploy(2, json!({ANN_NODES: "2"}))], created, true);
-        let d = w
-            .objects
-            .iter()
-            .find(|o| o["kind"] == "Deployment")
-            .unwrap();
-        let pods: Vec<&Value> = w.objects.iter().filter(|o| o["kind"] == "Pod").collect();
-        let nodes: Vec<&Value> = w.objects.iter().filter(|o| o["kind"] == "Node").collect();
+        let (d, pods, nodes) = deployment_pods_nodes(&w);
         let up = scale_up(d, &pods, &nodes, created, true);
         assert_eq!(str_at(&up.pod, "/spec/nodeName"), "lab-node-1");
         assert!(up.new_node.is_none());
