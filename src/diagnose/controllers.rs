@@ -823,6 +823,55 @@ mod tests {
         )))
     }
 
+    /// `svc` with two ready pods: where most fixtures here start.
+    fn ready(svc: SvcB) -> SnapB {
+        snapshot(svc.build()).ready_pods(2)
+    }
+
+    /// `svc` with two ready pods, behind `ing`.
+    fn behind(svc: SvcB, ing: IngB) -> Snapshot {
+        ready(svc).ingress(ing.build()).build()
+    }
+
+    /// Service `web` with two ready pods, behind `ing`.
+    fn web_behind(ing: IngB) -> Snapshot {
+        behind(service("web"), ing)
+    }
+
+    /// Service `web` with two ready pods and one route object `name` of `kind`.
+    fn web_routed(kind: RouteKind, name: &str, data: Value) -> Snapshot {
+        ready(service("web"))
+            .custom(kind, dynamic(kind, name, data))
+            .build()
+    }
+
+    /// Service `web` with no pods and one route object `name` of `kind`.
+    fn web_routed_no_pods(kind: RouteKind, name: &str, data: Value) -> Snapshot {
+        snapshot(service("web").build())
+            .custom(kind, dynamic(kind, name, data))
+            .build()
+    }
+
+    /// Asserts that the findings for `snap` hold every code in `has` and none in `lacks`.
+    fn assert_codes(snap: &Snapshot, has: &[&'static str], lacks: &[&'static str]) {
+        let codes = all(snap);
+        for c in has {
+            assert!(codes.contains(c), "{c} missing: {codes:?}");
+        }
+        for c in lacks {
+            assert!(!codes.contains(c), "{c} unexpected: {codes:?}");
+        }
+    }
+
+    /// The cookie affinity a route reads, with no mode.
+    fn cookie(name: &str, max_age: Option<u64>) -> Affinity {
+        Affinity::Cookie {
+            name: Some(name.into()),
+            max_age,
+            mode: None,
+        }
+    }
+
     #[test]
     fn traefik_sticky_cookie_on_the_service() {
         let svc = service("web")
@@ -834,20 +883,10 @@ mod tests {
                 "traefik.ingress.kubernetes.io/service.sticky.cookie.name",
                 "ws",
             );
-        let snap = snapshot(svc.build())
-            .ready_pods(2)
-            .ingress(ingress("web", "web").class("traefik").build())
-            .build();
+        let snap = behind(svc, ingress("web", "web").class("traefik"));
         let r = &ctx_routes(&snap)[0];
         assert_eq!(r.controller, Controller::Traefik);
-        assert_eq!(
-            r.affinity,
-            Affinity::Cookie {
-                name: Some("ws".into()),
-                max_age: None,
-                mode: None
-            }
-        );
+        assert_eq!(r.affinity, cookie("ws", None));
         let f = run(wsa036_other_controller, &snap);
         assert_eq!(codes(&f), vec!["WSA036"]);
         assert!(
@@ -862,12 +901,8 @@ mod tests {
         let svc = service("web")
             .client_ip(10800)
             .annotation("traefik.ingress.kubernetes.io/service.nativelb", "true");
-        let snap = snapshot(svc.build())
-            .ready_pods(2)
-            .ingress(ingress("web", "web").class("traefik").build())
-            .build();
-        assert!(all(&snap).contains(&"WSA033"));
-        assert!(!all(&snap).contains(&"WSA013"));
+        let snap = behind(svc, ingress("web", "web").class("traefik"));
+        assert_codes(&snap, &["WSA033"], &["WSA013"]);
     }
 
     #[test]
@@ -876,7 +911,7 @@ mod tests {
             "traefik.ingress.kubernetes.io/service.sticky.cookie",
             "yes!",
         );
-        let snap = snapshot(svc.build()).ready_pods(2).build();
+        let snap = ready(svc).build();
         let f = run(wsa036_other_controller, &snap);
         assert_eq!(codes(&f), vec!["WSA036"]);
         assert!(f[0].detail.contains("could not be read"));
@@ -885,157 +920,93 @@ mod tests {
 
     #[test]
     fn traefik_ingressroute_sticky() {
-        let obj = dynamic(
+        let snap = web_routed(
             RouteKind::IngressRoute,
             "web",
             json!({"spec": {"routes": [{"match": "Host(`ws.example.com`) && PathPrefix(`/`)", "services": [{"name": "web", "port": 8080, "sticky": {"cookie": {"name": "tr", "maxAge": 600}}}]}]}}),
         );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .custom(RouteKind::IngressRoute, obj)
-            .build();
         let r = &ctx_routes(&snap)[0];
         assert_eq!(r.hosts, vec!["ws.example.com"]);
-        assert_eq!(
-            r.affinity,
-            Affinity::Cookie {
-                name: Some("tr".into()),
-                max_age: Some(600),
-                mode: None
-            }
-        );
+        assert_eq!(r.affinity, cookie("tr", Some(600)));
         assert_eq!(codes(&run(wsa036_other_controller, &snap)), vec!["WSA036"]);
     }
 
     #[test]
     fn haproxy_both_families() {
-        let ing = ingress("web", "web")
-            .class("haproxy")
-            .annotation("haproxy.org/cookie-persistence", "srv");
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ing.build())
-            .build();
-        assert_eq!(
-            ctx_routes(&snap)[0].affinity,
-            Affinity::Cookie {
-                name: Some("srv".into()),
-                max_age: None,
-                mode: None
-            }
+        let snap = web_behind(
+            ingress("web", "web")
+                .class("haproxy")
+                .annotation("haproxy.org/cookie-persistence", "srv"),
         );
+        assert_eq!(ctx_routes(&snap)[0].affinity, cookie("srv", None));
         assert_eq!(codes(&run(wsa036_other_controller, &snap)), vec!["WSA036"]);
 
-        let ing = ingress("web", "web")
-            .no_class()
-            .annotation("haproxy-ingress.github.io/affinity", "cookie")
-            .annotation("haproxy-ingress.github.io/timeout-tunnel", "30s");
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ing.build())
-            .build();
+        let snap = web_behind(
+            ingress("web", "web")
+                .no_class()
+                .annotation("haproxy-ingress.github.io/affinity", "cookie")
+                .annotation("haproxy-ingress.github.io/timeout-tunnel", "30s"),
+        );
         let r = &ctx_routes(&snap)[0];
         assert_eq!(r.controller, Controller::Haproxy);
-        assert_eq!(
-            r.affinity,
-            Affinity::Cookie {
-                name: Some("INGRESSCOOKIE".into()),
-                max_age: None,
-                mode: None
-            }
-        );
+        assert_eq!(r.affinity, cookie("INGRESSCOOKIE", None));
         assert!(all(&snap).contains(&"WSA034"));
     }
 
     #[test]
     fn haproxy_without_affinity_is_silent() {
-        let ing = ingress("web", "web")
-            .class("haproxy")
-            .annotation("haproxy.org/timeout-tunnel", "1h");
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ing.build())
-            .build();
+        let snap = web_behind(
+            ingress("web", "web")
+                .class("haproxy")
+                .annotation("haproxy.org/timeout-tunnel", "1h"),
+        );
         assert!(run(wsa036_other_controller, &snap).is_empty());
         assert!(!all(&snap).contains(&"WSA034"));
     }
 
     #[test]
     fn alb_stickiness_and_default_idle_timeout() {
-        let ing = ingress("web", "web").class("alb").annotation(
+        let snap = web_behind(ingress("web", "web").class("alb").annotation(
             "alb.ingress.kubernetes.io/target-group-attributes",
             "stickiness.enabled=true,stickiness.type=lb_cookie,stickiness.lb_cookie.duration_seconds=86400",
-        );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ing.build())
-            .build();
+        ));
         let r = &ctx_routes(&snap)[0];
-        assert_eq!(
-            r.affinity,
-            Affinity::Cookie {
-                name: Some("AWSALB".into()),
-                max_age: Some(86400),
-                mode: None
-            }
-        );
-        let codes = all(&snap);
-        assert!(
-            codes.contains(&"WSA036") && codes.contains(&"WSA034"),
-            "{codes:?}"
-        );
+        assert_eq!(r.affinity, cookie("AWSALB", Some(86400)));
+        assert_codes(&snap, &["WSA036", "WSA034"], &[]);
     }
 
     #[test]
     fn alb_instance_targets_pin_a_node_not_a_pod() {
-        let ing = ingress("web", "web").class("alb").annotation(
+        let snap = web_behind(ingress("web", "web").class("alb").annotation(
             "alb.ingress.kubernetes.io/target-group-attributes",
             "stickiness.enabled=true",
-        );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ing.build())
-            .build();
+        ));
         let f = run(wsa036_other_controller, &snap);
         assert!(f[0].detail.contains("pins a node"), "{}", f[0].detail);
-        let ing = ingress("web", "web")
-            .class("alb")
-            .annotation("alb.ingress.kubernetes.io/target-type", "ip")
-            .annotation(
-                "alb.ingress.kubernetes.io/target-group-attributes",
-                "stickiness.enabled=true",
-            );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ing.build())
-            .build();
+        let snap = web_behind(
+            ingress("web", "web")
+                .class("alb")
+                .annotation("alb.ingress.kubernetes.io/target-type", "ip")
+                .annotation(
+                    "alb.ingress.kubernetes.io/target-group-attributes",
+                    "stickiness.enabled=true",
+                ),
+        );
         let f = run(wsa036_other_controller, &snap);
         assert!(!f[0].detail.contains("pins a node"), "{}", f[0].detail);
     }
 
     #[test]
     fn alb_with_long_idle_timeout_and_no_stickiness_is_silent() {
-        let ing = ingress("web", "web").class("alb").annotation(
+        let snap = web_behind(ingress("web", "web").class("alb").annotation(
             "alb.ingress.kubernetes.io/load-balancer-attributes",
             "idle_timeout.timeout_seconds=4000",
-        );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ing.build())
-            .build();
-        let codes = all(&snap);
-        assert!(
-            !codes.contains(&"WSA036") && !codes.contains(&"WSA034"),
-            "{codes:?}"
-        );
-        let bad = ingress("web", "web").class("alb").annotation(
+        ));
+        assert_codes(&snap, &[], &["WSA036", "WSA034"]);
+        let snap = web_behind(ingress("web", "web").class("alb").annotation(
             "alb.ingress.kubernetes.io/target-group-attributes",
             "stickiness",
-        );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(bad.build())
-            .build();
+        ));
         assert!(all(&snap).contains(&"WSA036"));
     }
 
@@ -1050,34 +1021,19 @@ mod tests {
             "ws-bc",
             json!({"spec": {"timeoutSec": 600, "sessionAffinity": {"affinityType": "GENERATED_COOKIE", "affinityCookieTtlSec": 3600}}}),
         );
-        let snap = snapshot(svc.build())
-            .ready_pods(2)
+        let snap = ready(svc)
             .ingress(ingress("web", "web").class("gce").build())
             .custom(RouteKind::BackendConfig, bc)
             .build();
         let r = &ctx_routes(&snap)[0];
-        assert_eq!(
-            r.affinity,
-            Affinity::Cookie {
-                name: Some("GCLB".into()),
-                max_age: Some(3600),
-                mode: None
-            }
-        );
+        assert_eq!(r.affinity, cookie("GCLB", Some(3600)));
         assert_eq!(r.row().timeouts, vec!["timeoutSec=600s"]);
-        let codes = all(&snap);
-        assert!(
-            codes.contains(&"WSA036") && codes.contains(&"WSA034"),
-            "{codes:?}"
-        );
+        assert_codes(&snap, &["WSA036", "WSA034"], &[]);
     }
 
     #[test]
     fn gke_without_backend_config_has_30s_default() {
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ingress("web", "web").class("gce").build())
-            .build();
+        let snap = web_behind(ingress("web", "web").class("gce"));
         let f = super::super::ingress_nginx::wsa034_timeouts(&Ctx::new(
             &snap,
             &Observations::default(),
@@ -1090,8 +1046,7 @@ mod tests {
     fn gke_missing_backend_config_is_reported() {
         let svc =
             service("web").annotation("cloud.google.com/backend-config", r#"{"default":"nope"}"#);
-        let snap = snapshot(svc.build())
-            .ready_pods(2)
+        let snap = ready(svc)
             .ingress(ingress("web", "web").class("gce").build())
             .custom(
                 RouteKind::BackendConfig,
@@ -1104,101 +1059,67 @@ mod tests {
 
     #[test]
     fn contour_cookie_and_idle_timeout() {
-        let obj = dynamic(
+        let snap = web_routed(
             RouteKind::HTTPProxy,
             "web",
             json!({"spec": {"virtualhost": {"fqdn": "ws.example.com"}, "routes": [{"services": [{"name": "web", "port": 8080}], "loadBalancerPolicy": {"strategy": "Cookie"}, "timeoutPolicy": {"idle": "5m", "response": "infinity"}}]}}),
         );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .custom(RouteKind::HTTPProxy, obj)
-            .build();
         let r = &ctx_routes(&snap)[0];
         assert!(matches!(r.affinity, Affinity::Cookie { .. }));
         assert_eq!(r.row().timeouts, vec!["timeoutPolicy.idle=300s"]);
-        let codes = all(&snap);
-        assert!(
-            codes.contains(&"WSA036") && codes.contains(&"WSA034") && !codes.contains(&"WSA035"),
-            "{codes:?}"
-        );
+        assert_codes(&snap, &["WSA036", "WSA034"], &["WSA035"]);
     }
 
     #[test]
     fn contour_source_ip_hash_is_wsa032_and_other_services_ignored() {
-        let obj = dynamic(
+        let snap = web_routed(
             RouteKind::HTTPProxy,
             "web",
             json!({"spec": {"routes": [{"services": [{"name": "web"}], "loadBalancerPolicy": {"strategy": "RequestHash", "requestHashPolicies": [{"hashSourceIP": true}]}}]}}),
         );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .custom(RouteKind::HTTPProxy, obj)
-            .build();
         assert!(all(&snap).contains(&"WSA032"));
-        let other = dynamic(
+        let snap = web_routed(
             RouteKind::HTTPProxy,
             "x",
             json!({"spec": {"routes": [{"services": [{"name": "api"}]}]}}),
         );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .custom(RouteKind::HTTPProxy, other)
-            .build();
         assert!(ctx_routes(&snap).is_empty());
     }
 
     #[test]
     fn istio_destination_rule_consistent_hash() {
         for host in ["web", "web.default.svc.cluster.local"] {
-            let obj = dynamic(
+            let snap = web_routed(
                 RouteKind::DestinationRule,
                 "web",
                 json!({"spec": {"host": host, "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpCookie": {"name": "user", "ttl": "0s"}}}}}}),
             );
-            let snap = snapshot(service("web").build())
-                .ready_pods(2)
-                .custom(RouteKind::DestinationRule, obj)
-                .build();
             let r = &ctx_routes(&snap)[0];
-            assert_eq!(
-                r.affinity,
-                Affinity::Cookie {
-                    name: Some("user".into()),
-                    max_age: Some(0),
-                    mode: None
-                }
-            );
+            assert_eq!(r.affinity, cookie("user", Some(0)));
             assert!(!r.entry);
             assert_eq!(codes(&run(wsa036_other_controller, &snap)), vec!["WSA036"]);
         }
-        let obj = dynamic(
+        let snap = web_routed_no_pods(
             RouteKind::DestinationRule,
             "x",
             json!({"spec": {"host": "api.default.svc.cluster.local"}}),
         );
-        let snap = snapshot(service("web").build())
-            .custom(RouteKind::DestinationRule, obj)
-            .build();
         assert!(ctx_routes(&snap).is_empty());
     }
 
     #[test]
     fn istio_use_source_ip() {
-        let obj = dynamic(
+        let snap = web_routed(
             RouteKind::DestinationRule,
             "web",
             json!({"spec": {"host": "web", "trafficPolicy": {"loadBalancer": {"consistentHash": {"useSourceIp": true}}}}}),
         );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .custom(RouteKind::DestinationRule, obj)
-            .build();
         assert!(all(&snap).contains(&"WSA032"));
     }
 
     #[test]
     fn gateway_httproute_session_persistence_and_timeouts() {
-        let obj = dynamic(
+        let snap = web_routed(
             RouteKind::HTTPRoute,
             "web",
             json!({"spec": {"hostnames": ["ws.example.com"], "rules": [
@@ -1207,46 +1128,27 @@ mod tests {
                  "sessionPersistence": {"sessionName": "gw", "type": "Cookie", "absoluteTimeout": "1h"},
                  "timeouts": {"request": "10s"}}]}}),
         );
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .custom(RouteKind::HTTPRoute, obj)
-            .build();
         let r = &ctx_routes(&snap)[0];
-        assert_eq!(
-            r.affinity,
-            Affinity::Cookie {
-                name: Some("gw".into()),
-                max_age: Some(3600),
-                mode: None
-            }
-        );
+        assert_eq!(r.affinity, cookie("gw", Some(3600)));
         assert_eq!(r.row().timeouts, vec!["timeouts.request=10s"]);
-        let codes = all(&snap);
-        assert!(
-            codes.contains(&"WSA036") && codes.contains(&"WSA034") && !codes.contains(&"WSA035"),
-            "{codes:?}"
-        );
+        assert_codes(&snap, &["WSA036", "WSA034"], &["WSA035"]);
     }
 
     #[test]
     fn gateway_httproute_for_other_service_or_namespace_is_ignored() {
-        let obj = dynamic(
+        let snap = web_routed_no_pods(
             RouteKind::HTTPRoute,
             "web",
             json!({"spec": {"rules": [{"backendRefs": [{"name": "web", "namespace": "prod"}, {"name": "web", "kind": "ServiceImport", "group": "multicluster.x-k8s.io"}]}]}}),
         );
-        let snap = snapshot(service("web").build())
-            .custom(RouteKind::HTTPRoute, obj)
-            .build();
         assert!(ctx_routes(&snap).is_empty());
     }
 
     #[test]
     fn wsa035_fires_without_routes() {
-        let snap = snapshot(service("web").build()).ready_pods(2).build();
+        let snap = ready(service("web")).build();
         assert_eq!(codes(&run(wsa035_no_route, &snap)), vec!["WSA035"]);
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
+        let snap = ready(service("web"))
             .skipped("ingresses.networking.k8s.io", SkipReason::Forbidden)
             .build();
         assert!(run(wsa035_no_route, &snap)[0].detail.contains("forbidden"));
@@ -1260,17 +1162,13 @@ mod tests {
     #[test]
     fn wsa036_silent_for_nginx_and_plain_routes() {
         assert!(run(wsa036_other_controller, &dev_overlay()).is_empty());
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
-            .ingress(ingress("web", "web").class("traefik").build())
-            .build();
+        let snap = web_behind(ingress("web", "web").class("traefik"));
         assert!(run(wsa036_other_controller, &snap).is_empty());
     }
 
     #[test]
     fn wsa037_fires_for_forbidden_only() {
-        let snap = snapshot(service("web").build())
-            .ready_pods(2)
+        let snap = ready(service("web"))
             .skipped("ingresses.networking.k8s.io", SkipReason::Forbidden)
             .skipped(
                 "httproutes.gateway.networking.k8s.io",
