@@ -83,17 +83,7 @@ pub async fn list_pods(kube: &Kube, selector: Option<&str>) -> Result<Vec<Pod>, 
     let Some(selector) = selector else {
         return Ok(Vec::new());
     };
-    let c = Call {
-        verb: "list",
-        resource: "pods",
-        namespace: &kube.namespace,
-        server: &kube.server,
-    };
-    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    api.list(&ListParams::default().labels(selector))
-        .await
-        .map(|l| l.items)
-        .map_err(|e| classify(e, c).fatal(c))
+    list_labelled(kube, "pods", selector).await
 }
 
 /// EndpointSlices of one Service (one LIST).
@@ -101,15 +91,27 @@ pub async fn list_endpoint_slices(
     kube: &Kube,
     service: &str,
 ) -> Result<Vec<EndpointSlice>, GatherError> {
+    let labels = format!("kubernetes.io/service-name={service}");
+    list_labelled(kube, "endpointslices.discovery.k8s.io", &labels).await
+}
+
+/// One LIST of `resource` in the namespace by label selector. Any failure
+/// is fatal, unlike the optional routing kinds in [`routes`].
+async fn list_labelled<K>(kube: &Kube, resource: &str, labels: &str) -> Result<Vec<K>, GatherError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let c = Call {
         verb: "list",
-        resource: "endpointslices.discovery.k8s.io",
+        resource,
         namespace: &kube.namespace,
         server: &kube.server,
     };
-    let api: Api<EndpointSlice> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
-    api.list(&lp)
+    let api: Api<K> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    api.list(&ListParams::default().labels(labels))
         .await
         .map(|l| l.items)
         .map_err(|e| classify(e, c).fatal(c))
