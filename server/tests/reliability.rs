@@ -8,11 +8,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use futures::{SinkExt, StreamExt, future::join_all};
+use futures::{StreamExt, future::join_all};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
-use tokio_tungstenite::tungstenite::Message;
 
 /// The timing tests must not share the CPU with the 10,000-connection churn.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -40,30 +39,19 @@ async fn wait_no_active(addr: SocketAddr, within: Duration) {
     }
 }
 
-/// Completes the WebSocket upgrade on a raw socket and returns it.
-async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
-    stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        )
-        .await
-        .expect("write upgrade");
-    // Read the 101 response head (the hello may follow in the same read).
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = timeout(WAIT, stream.read(&mut byte))
-            .await
-            .expect("upgrade answered in time")
-            .expect("read upgrade response");
-        assert_eq!(n, 1, "server closed during the upgrade: {head:?}");
-        head.push(byte[0]);
+/// Waits until no connection is open and the process holds no more than two
+/// file descriptors over `before` (bounded).
+async fn wait_all_closed(addr: SocketAddr, pid: u32, before: usize) {
+    wait_no_active(addr, WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    while fd_count(pid) > before + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "file descriptors grew from {before} to {}",
+            fd_count(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let head = String::from_utf8_lossy(&head);
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    stream
 }
 
 /// Reads until the server closes the socket (EOF or reset), bounded.
@@ -205,16 +193,7 @@ async fn clients_that_vanish_without_a_close_frame_are_cleaned_up_within_the_kee
         ping * 2
     );
     drop(silent);
-    wait_no_active(addr, WAIT).await;
-    let deadline = Instant::now() + WAIT;
-    while fd_count(pid) > before + 2 {
-        assert!(
-            Instant::now() < deadline,
-            "file descriptors grew from {before} to {}",
-            fd_count(pid)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_all_closed(addr, pid, before).await;
 }
 
 #[tokio::test]
@@ -267,73 +246,18 @@ async fn slow_handshakes_are_dropped_after_the_handshake_timeout_without_blockin
     drop(slow);
     ws.close(None).await.expect("close");
     drop(ws);
-    wait_no_active(addr, WAIT).await;
-    let deadline = Instant::now() + WAIT;
-    while fd_count(pid) > before + 2 {
-        assert!(
-            Instant::now() < deadline,
-            "file descriptors grew from {before} to {}",
-            fd_count(pid)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_all_closed(addr, pid, before).await;
 }
 
-/// What one numbered-message client saw during the drain.
-struct Drained {
-    echoed: u64,
-    sent: u64,
-    close: Option<u16>,
-}
-
-/// Sends numbered messages as fast as it can and checks that the echoes come
-/// back complete and in order until the server's close frame.
+/// A numbered-message client (see [`numbered_echoes`]) that reports once it
+/// has had 200 echoes.
 async fn numbered_client(addr: SocketAddr, started: tokio::sync::mpsc::Sender<()>) -> Drained {
     let (ws, _) = connect_hello(addr).await;
-    let (mut sink, mut stream) = ws.split();
-    let sender = tokio::spawn(async move {
-        let mut sent = 0u64;
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if sink.send(Message::text(sent.to_string())).await.is_err() {
-                break;
-            }
-            sent += 1;
-            if sent.is_multiple_of(32) {
-                tokio::task::yield_now().await;
-            }
-        }
-        sent
-    });
-    let mut echoed = 0u64;
-    let mut close = None;
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        let Ok(Some(message)) = timeout(WAIT, stream.next()).await else {
-            break;
-        };
-        match message {
-            Ok(Message::Text(text)) => {
-                assert_eq!(text.as_str(), echoed.to_string(), "echoes in order, no gap");
-                echoed += 1;
-                if echoed == 200 {
-                    let _ = started.send(()).await;
-                }
-            }
-            Ok(Message::Close(frame)) => {
-                close = frame.map(|f| u16::from(f.code));
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("connection failed before the close frame after {echoed} echoes: {e}"),
-        }
-    }
-    let sent = sender.await.expect("sender task");
-    Drained {
-        echoed,
-        sent,
-        close,
-    }
+    // One report per client on a channel with room for every client: never full.
+    numbered_echoes(ws, 200, move || {
+        let _ = started.try_send(());
+    })
+    .await
 }
 
 #[tokio::test]
@@ -372,18 +296,13 @@ async fn sigterm_drain_echoes_every_accepted_message_of_every_client_then_1001()
     }
     let (status, body) = finish_request(&mut probe).await;
     assert_eq!(status, 200, "{body}");
-    let series = |name: &str| -> u64 {
-        body.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {body}"))
-    };
     assert_eq!(
-        series("websocket_messages_total{direction=\"in\"}"),
+        series(&body, "websocket_messages_total{direction=\"in\"}"),
         echoed,
         "every message the server accepted was echoed"
     );
     assert_eq!(
-        series("websocket_messages_total{direction=\"out\"}"),
+        series(&body, "websocket_messages_total{direction=\"out\"}"),
         echoed + CLIENTS as u64,
         "the echoes and one hello per client"
     );

@@ -185,7 +185,7 @@ async fn an_oversized_message_closes_with_1009() {
     drop(ws);
 
     // Fragmented: each frame fits, the message does not.
-    let mut stream = raw_upgrade(server.addr).await;
+    let mut stream = accepted_upgrade(server.addr).await;
     let _hello = read_frame(&mut stream).await;
     for (i, fin) in [(0, false), (1, false), (2, true)] {
         let opcode = if i == 0 { 0x2 } else { 0x0 };
@@ -225,7 +225,7 @@ async fn a_silent_client_is_pinged_then_closed_after_twice_the_interval() {
 
     // A raw client that completes the handshake and then never says a word.
     let started = Instant::now();
-    let mut silent = raw_upgrade(server.addr).await;
+    let mut silent = accepted_upgrade(server.addr).await;
     let (opcode, _) = read_frame(&mut silent).await;
     assert_eq!(opcode, 0x1, "hello first");
     let mut pings = 0;
@@ -268,7 +268,7 @@ async fn a_client_that_sends_but_never_reads_is_dropped() {
         ..config()
     })
     .await;
-    let mut stream = raw_upgrade(server.addr).await;
+    let mut stream = accepted_upgrade(server.addr).await;
     let frame = masked_frame(true, 0x2, &[0u8; 64 * 1024]);
     let started = Instant::now();
     // Echoes pile up unread until the server gives up and resets the socket.
@@ -333,7 +333,7 @@ async fn malformed_and_plain_requests_get_4xx() {
 
     // Invalid frames after a good handshake: a protocol error closes with 1002
     // and the server keeps serving others.
-    let mut stream = raw_upgrade(addr).await;
+    let mut stream = accepted_upgrade(addr).await;
     let _hello = read_frame(&mut stream).await;
     stream
         .write_all(&[0x83, 0x80, 0, 0, 0, 0]) // reserved opcode 3
@@ -343,7 +343,7 @@ async fn malformed_and_plain_requests_get_4xx() {
     assert_eq!(opcode, 0x8);
     assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
     drop(stream);
-    let mut stream = raw_upgrade(addr).await;
+    let mut stream = accepted_upgrade(addr).await;
     let _hello = read_frame(&mut stream).await;
     stream
         .write_all(&masked_frame(true, 0x1, &[0xff, 0xfe]))
@@ -399,53 +399,11 @@ async fn shutdown_echoes_every_accepted_message_then_closes_with_1001() {
     // A request begun before shutdown and finished after it reads the final counts.
     let mut probe = begin_request(addr, "/metrics").await;
 
-    let (mut sink, mut stream) = ws.split();
-    let sender = tokio::spawn(async move {
-        let mut sent = 0u64;
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if sink.send(Message::text(sent.to_string())).await.is_err() {
-                break;
-            }
-            sent += 1;
-            if sent.is_multiple_of(64) {
-                tokio::task::yield_now().await;
-            }
-        }
-        sent
-    });
-
-    let mut echoed = 0u64;
-    let mut code = None;
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        let Ok(Some(message)) = timeout(WAIT, stream.next()).await else {
-            break;
-        };
-        match message {
-            Ok(Message::Text(text)) => {
-                assert_eq!(
-                    text.as_str(),
-                    echoed.to_string(),
-                    "echoes in order, none missing"
-                );
-                echoed += 1;
-                if echoed == 500 {
-                    server.begin_shutdown();
-                }
-            }
-            Ok(Message::Close(frame)) => {
-                code = frame.map(|f| u16::from(f.code));
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("connection failed before the close frame: {e}"),
-        }
-    }
-    assert_eq!(code, Some(1001), "close code after {echoed} echoes");
+    let seen = numbered_echoes(ws, 500, || server.begin_shutdown()).await;
+    let echoed = seen.echoed;
+    assert_eq!(seen.close, Some(1001), "close code after {echoed} echoes");
     assert!(echoed >= 500);
-    let sent = sender.await.expect("sender task");
-    assert!(sent >= echoed);
+    assert!(seen.sent >= echoed);
 
     let (status, body) = finish_request(&mut probe).await;
     assert_eq!(status, 200, "{body}");
@@ -458,7 +416,6 @@ async fn shutdown_echoes_every_accepted_message_then_closes_with_1001() {
         series(&body, "websocket_messages_total{direction=\"out\"}"),
         echoed + 1
     );
-    drop(stream);
     server.shutdown().await;
 }
 
@@ -481,32 +438,9 @@ async fn shutdown_turns_readyz_to_503_and_refuses_new_connections() {
     );
 }
 
-fn series(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {body}"))
-}
-
-/// Completes a WebSocket handshake by hand and returns the raw socket.
-async fn raw_upgrade(addr: std::net::SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        )
-        .await
-        .expect("write upgrade");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let byte = timeout(WAIT, stream.read_u8())
-            .await
-            .expect("handshake answer in time")
-            .expect("read handshake");
-        head.push(byte);
-    }
-    let head = String::from_utf8_lossy(&head);
-    assert_eq!(status_of(&head), 101, "{head}");
+/// [`raw_upgrade`], checking the server's accept key too.
+async fn accepted_upgrade(addr: std::net::SocketAddr) -> TcpStream {
+    let (stream, head) = raw_upgrade_head(addr).await;
     assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
     stream
 }
@@ -557,7 +491,7 @@ async fn a_hand_made_frame_is_echoed_unmasked() {
         ..config()
     })
     .await;
-    let mut stream = raw_upgrade(server.addr).await;
+    let mut stream = accepted_upgrade(server.addr).await;
     stream
         .write_all(&masked_frame(true, 0x1, b"raw"))
         .await

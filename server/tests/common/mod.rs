@@ -146,6 +146,11 @@ pub async fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
 pub async fn raw_http_bytes(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
     stream.write_all(request).await.expect("write request");
+    read_response(&mut stream).await
+}
+
+/// Reads a response to the end (bounded): (status, whole response).
+async fn read_response(stream: &mut TcpStream) -> (u16, String) {
     let mut response = Vec::new();
     let _ = timeout(WAIT, stream.read_to_end(&mut response))
         .await
@@ -175,9 +180,14 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 pub async fn metric(addr: SocketAddr, series: &str) -> u64 {
     let (status, body) = get(addr, "/metrics").await;
     assert_eq!(status, 200, "{body}");
+    self::series(&body, series)
+}
+
+/// The value of one Prometheus series in a `/metrics` body.
+pub fn series(body: &str, name: &str) -> u64 {
     body.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no series {series} in {body}"))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {name} in {body}"))
 }
 
 /// Polls `/metrics` until the series reaches `want` (bounded).
@@ -309,10 +319,92 @@ pub async fn finish_request(stream: &mut TcpStream) -> (u16, String) {
         .write_all(b"Host: test\r\nConnection: close\r\n\r\n")
         .await
         .expect("write rest of request");
-    let mut response = Vec::new();
-    let _ = timeout(WAIT, stream.read_to_end(&mut response))
+    read_response(stream).await
+}
+
+/// Completes the WebSocket upgrade on a raw socket: the socket and the
+/// server's response head (status 101 checked; the hello may follow).
+pub async fn raw_upgrade_head(addr: SocketAddr) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
         .await
-        .expect("response in time");
-    let response = String::from_utf8_lossy(&response).to_string();
-    (status_of(&response), response)
+        .expect("write upgrade");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = timeout(WAIT, stream.read_u8())
+            .await
+            .expect("upgrade answered in time")
+            .unwrap_or_else(|e| panic!("server closed during the upgrade ({e}): {head:?}"));
+        head.push(byte);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    assert_eq!(status_of(&head), 101, "{head}");
+    (stream, head)
+}
+
+/// [`raw_upgrade_head`] without the head.
+pub async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
+    raw_upgrade_head(addr).await.0
+}
+
+/// What a numbered-message client saw before the server closed it.
+pub struct Drained {
+    pub echoed: u64,
+    pub sent: u64,
+    pub close: Option<u16>,
+}
+
+/// Sends numbered text messages on `ws` as fast as it can and checks that the
+/// echoes come back complete and in order until the server's close frame
+/// (bounded by [`WAIT`]). `at_echo` runs once, when `mark` echoes are in.
+pub async fn numbered_echoes(ws: Client, mark: u64, at_echo: impl FnOnce()) -> Drained {
+    let (mut sink, mut stream) = ws.split();
+    let sender = tokio::spawn(async move {
+        let mut sent = 0u64;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if sink.send(Message::text(sent.to_string())).await.is_err() {
+                break;
+            }
+            sent += 1;
+            if sent.is_multiple_of(32) {
+                tokio::task::yield_now().await;
+            }
+        }
+        sent
+    });
+    let mut at_echo = Some(at_echo);
+    let mut echoed = 0u64;
+    let mut close = None;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let Ok(Some(message)) = timeout(WAIT, stream.next()).await else {
+            break;
+        };
+        match message {
+            Ok(Message::Text(text)) => {
+                assert_eq!(text.as_str(), echoed.to_string(), "echoes in order, no gap");
+                echoed += 1;
+                if echoed == mark {
+                    at_echo.take().expect("one mark")();
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                close = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("connection failed before the close frame after {echoed} echoes: {e}"),
+        }
+    }
+    let sent = sender.await.expect("sender task");
+    Drained {
+        echoed,
+        sent,
+        close,
+    }
 }
