@@ -288,23 +288,9 @@ const AFTER_WAIT: Duration = Duration::from_secs(3);
 /// Between two log reads while polling.
 const LOG_POLL: Duration = Duration::from_millis(250);
 
-/// Tests one pod. Never fails: errors land in the returned [`PodProbe`].
-pub async fn probe_pod(
-    api: Api<Pod>,
-    target: &PodTarget,
-    opts: &PerPodOptions,
-    logs: &dyn ActiveReader,
-    progress: &dyn Progress,
-    cancel: &Cancel,
-) -> PodProbe {
-    let mut probe = connect_pod(api, target, opts, logs, progress, cancel).await;
-    read_after(&mut probe, target, logs, cancel).await;
-    probe
-}
-
-/// [`probe_pod`] up to the read after: the log before, the connections, the
-/// log while they are open, then every connection closed and every
-/// forwarder joined.
+/// One pod up to the read after: the log before, the connections, the log
+/// while they are open, then every connection closed and every forwarder
+/// joined. Never fails: errors land in the returned [`PodProbe`].
 async fn connect_pod(
     api: Api<Pod>,
     target: &PodTarget,
