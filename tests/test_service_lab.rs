@@ -19,6 +19,8 @@ use wsaffinity_lab::{Lab, Scenario};
 const NS: &str = "websocket-app-dev";
 const SOURCE: &str = "dev-websocket-server";
 const TEST_SVC: &str = "dev-websocket-server-affinity-test";
+/// The dev scenario's Service as a target.
+const SOURCE_TARGET: &str = "svc/dev-websocket-server";
 const LABEL: &str = "app.kubernetes.io/managed-by";
 
 fn dev_yaml() -> String {
@@ -50,6 +52,13 @@ async fn plugin_with(kubeconfig: &Path, args: &[&str]) -> Run {
 
 async fn plugin(lab: &Lab, args: &[&str]) -> Run {
     plugin_with(lab.kubeconfig_path(), args).await
+}
+
+/// `test-service svc/dev-websocket-server -n NS`, then `extra`.
+async fn test_service(lab: &Lab, extra: &[&str]) -> Run {
+    let mut args = vec!["test-service", SOURCE_TARGET, "-n", NS];
+    args.extend_from_slice(extra);
+    plugin(lab, &args).await
 }
 
 fn selector(svc: &Service) -> Option<BTreeMap<String, String>> {
@@ -101,11 +110,7 @@ async fn test_service_prints_a_copy_without_affinity_and_writes_nothing() {
         .expect("source Service");
     lab.reset_counts();
 
-    let run = plugin(
-        &lab,
-        &["test-service", "svc/dev-websocket-server", "-n", NS],
-    )
-    .await;
+    let run = test_service(&lab, &[]).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     // The comment block comes first and says what changes.
     let comments: Vec<&str> = run
@@ -148,18 +153,7 @@ async fn test_service_prints_a_copy_without_affinity_and_writes_nothing() {
     assert_eq!(counts.get("get services"), 1, "{counts:?}");
 
     // -o json: the same object.
-    let run = plugin(
-        &lab,
-        &[
-            "test-service",
-            "svc/dev-websocket-server",
-            "-n",
-            NS,
-            "-o",
-            "json",
-        ],
-    )
-    .await;
+    let run = test_service(&lab, &["-o", "json"]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let json: Service = serde_json::from_str(&run.stdout).expect("JSON Service");
     assert_eq!(json, svc);
@@ -174,17 +168,7 @@ async fn test_service_apply_creates_exactly_that_object_and_delete_removes_it() 
     let printed: Service = serde_saphyr::from_str(&printed.stdout).expect("printed Service");
     lab.reset_counts();
 
-    let run = plugin(
-        &lab,
-        &[
-            "test-service",
-            "svc/dev-websocket-server",
-            "-n",
-            NS,
-            "--apply",
-        ],
-    )
-    .await;
+    let run = test_service(&lab, &["--apply"]).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout
@@ -246,17 +230,7 @@ async fn test_service_apply_creates_exactly_that_object_and_delete_removes_it() 
     );
 
     // A second --apply: clear message, nothing changed.
-    let again = plugin(
-        &lab,
-        &[
-            "test-service",
-            "svc/dev-websocket-server",
-            "-n",
-            NS,
-            "--apply",
-        ],
-    )
-    .await;
+    let again = test_service(&lab, &["--apply"]).await;
     assert_eq!(again.code, Some(2), "{}\n{}", again.stdout, again.stderr);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     assert!(again.stderr.contains("--delete"), "{}", again.stderr);
@@ -278,17 +252,7 @@ async fn test_service_apply_creates_exactly_that_object_and_delete_removes_it() 
     );
     assert!(api.get(SOURCE).await.is_ok(), "the source Service stays");
 
-    let again = plugin(
-        &lab,
-        &[
-            "test-service",
-            "svc/dev-websocket-server",
-            "-n",
-            NS,
-            "--delete",
-        ],
-    )
-    .await;
+    let again = test_service(&lab, &["--delete"]).await;
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert!(
         again.stdout.contains("nothing to delete"),
@@ -322,7 +286,7 @@ async fn test_service_delete_refuses_a_service_without_the_label() {
         .expect("create an unlabelled Service");
     lab.reset_counts();
 
-    for target in ["svc/dev-websocket-server", &format!("svc/{TEST_SVC}")] {
+    for target in [SOURCE_TARGET, &format!("svc/{TEST_SVC}")] {
         let run = plugin(&lab, &["test-service", target, "-n", NS, "--delete"]).await;
         assert_eq!(
             run.code,
@@ -347,17 +311,7 @@ async fn test_service_delete_refuses_a_service_without_the_label() {
     );
 
     // --apply over it: someone else's, left as it is.
-    let run = plugin(
-        &lab,
-        &[
-            "test-service",
-            "svc/dev-websocket-server",
-            "-n",
-            NS,
-            "--apply",
-        ],
-    )
-    .await;
+    let run = test_service(&lab, &["--apply"]).await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("already exists"), "{}", run.stderr);
     assert!(run.stderr.contains("someone else's"), "{}", run.stderr);
@@ -375,15 +329,11 @@ async fn test_service_forbidden_create_names_the_permission() {
         .write_kubeconfig_for_token("reader-token")
         .expect("reader kubeconfig");
     // Printing needs only read access.
-    let run = plugin_with(&kubeconfig, &["test-service", "svc/dev-websocket-server"]).await;
+    let run = plugin_with(&kubeconfig, &["test-service", SOURCE_TARGET]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
 
     lab.reset_counts();
-    let run = plugin_with(
-        &kubeconfig,
-        &["test-service", "svc/dev-websocket-server", "--apply"],
-    )
-    .await;
+    let run = plugin_with(&kubeconfig, &["test-service", SOURCE_TARGET, "--apply"]).await;
     assert_eq!(run.code, Some(2), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("forbidden"), "{}", run.stderr);
     assert!(run.stderr.contains("`create services`"), "{}", run.stderr);
