@@ -272,6 +272,33 @@ fn run_artillery(bin: &Path, scenario: &str, env: &[(&str, &Path)]) -> Artillery
     ArtilleryRun { report, stdout }
 }
 
+/// [`run_artillery`] on a blocking thread, so the backends keep serving.
+async fn artillery_run(bin: &Path, scenario: &str, env: &[(&'static str, &Path)]) -> ArtilleryRun {
+    let (bin, scenario) = (bin.to_path_buf(), scenario.to_string());
+    let env: Vec<(&'static str, PathBuf)> =
+        env.iter().map(|(k, v)| (*k, v.to_path_buf())).collect();
+    tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        run_artillery(&bin, &scenario, &env)
+    })
+    .await
+    .expect("artillery task")
+}
+
+/// Every one of `n` virtual users completed and none failed.
+fn assert_all_completed(run: &ArtilleryRun, n: u64) {
+    assert_eq!(
+        (
+            run.counter("vusers.completed"),
+            run.counter("vusers.failed")
+        ),
+        (n, 0),
+        "{}\n{}",
+        run.report["aggregate"]["counters"],
+        run.stdout
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
     let bin = artillery();
@@ -312,26 +339,8 @@ async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
         "$.pod"
     );
 
-    let run = tokio::task::spawn_blocking({
-        let bin = bin.clone();
-        let scenario = scenario.clone();
-        move || run_artillery(&bin, &scenario, &[])
-    })
-    .await
-    .expect("artillery task");
-    assert_eq!(
-        run.counter("vusers.failed"),
-        0,
-        "{}\n{}",
-        run.report["aggregate"]["counters"],
-        run.stdout
-    );
-    assert_eq!(
-        run.counter("vusers.completed"),
-        6,
-        "{}",
-        run.report["aggregate"]["counters"]
-    );
+    let run = artillery_run(&bin, &scenario, &[]).await;
+    assert_all_completed(&run, 6);
     assert_eq!(run.counter("websocket.messages_received"), 6);
     // Every connection captured the hello's pod; roundrobin reached both.
     let landed: Vec<&str> = run
@@ -347,9 +356,7 @@ async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
     // The same scenario without the header the proxy requires: every virtual
     // user fails, so a clean run above really went through the proxy's checks.
     let scenario = emit(&common);
-    let run = tokio::task::spawn_blocking(move || run_artillery(&bin, &scenario, &[]))
-        .await
-        .expect("artillery task");
+    let run = artillery_run(&bin, &scenario, &[]).await;
     assert_eq!(
         run.counter("vusers.failed"),
         6,
@@ -403,22 +410,8 @@ async fn emitted_artillery_scenario_over_tls_connects_to_the_resolved_address_as
         format!("wss://127.0.0.1:{}/", proxy.port)
     );
     assert!(doc["config"].get("tls").is_none(), "{scenario}");
-    let run = tokio::task::spawn_blocking({
-        let (bin, ca) = (bin.clone(), ca.clone());
-        move || run_artillery(&bin, &scenario, &[("NODE_EXTRA_CA_CERTS", ca.as_path())])
-    })
-    .await
-    .expect("artillery task");
-    assert_eq!(
-        (
-            run.counter("vusers.completed"),
-            run.counter("vusers.failed")
-        ),
-        (4, 0),
-        "{}\n{}",
-        run.report["aggregate"]["counters"],
-        run.stdout
-    );
+    let run = artillery_run(&bin, &scenario, &[("NODE_EXTRA_CA_CERTS", ca.as_path())]).await;
+    assert_all_completed(&run, 4);
 
     // --insecure: no CA given, the self-signed certificate is accepted.
     let mut insecure = args.to_vec();
@@ -426,19 +419,8 @@ async fn emitted_artillery_scenario_over_tls_connects_to_the_resolved_address_as
     let scenario = emit(&insecure);
     let doc: Value = serde_saphyr::from_str(&scenario).expect("YAML");
     assert_eq!(doc["config"]["tls"]["rejectUnauthorized"], false);
-    let run = tokio::task::spawn_blocking(move || run_artillery(&bin, &scenario, &[]))
-        .await
-        .expect("artillery task");
-    assert_eq!(
-        (
-            run.counter("vusers.completed"),
-            run.counter("vusers.failed")
-        ),
-        (4, 0),
-        "{}\n{}",
-        run.report["aggregate"]["counters"],
-        run.stdout
-    );
+    let run = artillery_run(&bin, &scenario, &[]).await;
+    assert_all_completed(&run, 4);
     drop(proxy);
     drop(servers);
 }
