@@ -190,7 +190,7 @@ pub struct KubeActiveReader {
 impl ActiveReader for KubeActiveReader {
     fn active<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Option<u64>> {
         Box::pin(async move {
-            let log = crate::probe::logs::read_latest_active(
+            let read = crate::probe::logs::read_tail(
                 &self.client,
                 &self.namespace,
                 &target.name,
@@ -199,10 +199,13 @@ impl ActiveReader for KubeActiveReader {
                 crate::probe::logs::TailLimits::default(),
             )
             .await;
-            if let Some(e) = &log.error {
-                tracing::debug!("log of pod/{}: {e}", target.name);
+            match read {
+                Ok(read) => read.latest.map(|m| m.active),
+                Err(e) => {
+                    tracing::debug!("log of pod/{}: {e}", target.name);
+                    None
+                }
             }
-            log.active
         })
     }
 }

@@ -84,26 +84,31 @@ pub fn tail_params(
     }
 }
 
-/// The `Active connections` of one pod from its recent log: one GET
-/// `pods/log?tailLines=..&limitBytes=..&timestamps=true` (a second or third
-/// smaller one only when `limitBytes` cut off the newest lines).
+/// The `Active connections` of one target from its recent log, as its
+/// `PodLog` row: [`read_tail`]'s newest match. A pod without a log yet
+/// (Pending) is reported without a request.
 ///
 /// Never fails: an API error is returned in `PodLog.error`, no line found
-/// leaves `active` empty. `node` and `started` are left empty for the caller,
-/// who has the Pod object.
+/// leaves `active` empty.
 pub async fn read_latest_active(
     client: &kube::Client,
     namespace: &str,
-    pod: &str,
-    container: Option<&str>,
+    target: &LogTarget,
     pattern: &ActivePattern,
     tail: TailLimits,
 ) -> crate::snapshot::PodLog {
     let mut out = crate::snapshot::PodLog {
-        pod: pod.to_owned(),
+        pod: target.pod.clone(),
+        node: target.node.clone(),
+        started: target.started.clone(),
         ..Default::default()
     };
-    match read_tail(client, namespace, pod, container, pattern, tail).await {
+    if let Some(why) = &target.not_loggable {
+        out.error = Some(why.clone());
+        return out;
+    }
+    let container = target.container.as_deref();
+    match read_tail(client, namespace, &target.pod, container, pattern, tail).await {
         Ok(read) => {
             if let Some(m) = read.latest {
                 out.active = Some(m.active);
@@ -112,10 +117,14 @@ pub async fn read_latest_active(
         }
         Err(e) => out.error = Some(e),
     }
+    tracing::debug!(pod = %target.pod, active = ?out.active, error = ?out.error, "log tail read");
     out
 }
 
-/// Like [`read_latest_active`], with the byte and request counts.
+/// The newest `Active connections` line of one pod's log, with the byte
+/// and request counts: one GET
+/// `pods/log?tailLines=..&limitBytes=..&timestamps=true` (a second or third
+/// smaller one only when `limitBytes` cut off the newest lines).
 pub async fn read_tail(
     client: &kube::Client,
     namespace: &str,
@@ -148,9 +157,9 @@ pub async fn read_tail(
     }
 }
 
-/// Reads every target's tail, at most `max_concurrent` requests at once
-/// (`--max-log-requests`), in the targets' order. A pod without a log yet
-/// (Pending) is reported without a request.
+/// Reads every target's tail ([`read_latest_active`]), at most
+/// `max_concurrent` requests at once (`--max-log-requests`), in the
+/// targets' order.
 pub async fn read_all(
     client: &kube::Client,
     namespace: &str,
@@ -161,19 +170,7 @@ pub async fn read_all(
 ) -> Vec<crate::snapshot::PodLog> {
     use futures::StreamExt;
     futures::stream::iter(targets)
-        .map(|t| async move {
-            let mut log = match &t.not_loggable {
-                Some(why) => crate::snapshot::PodLog { pod: t.pod.clone(), error: Some(why.clone()), ..Default::default() },
-                None => {
-                    let log = read_latest_active(client, namespace, &t.pod, t.container.as_deref(), pattern, tail).await;
-                    tracing::debug!(pod = %t.pod, active = ?log.active, error = ?log.error, "log tail read");
-                    log
-                }
-            };
-            log.node = t.node.clone();
-            log.started = t.started.clone();
-            log
-        })
+        .map(|t| read_latest_active(client, namespace, t, pattern, tail))
         .buffered(max_concurrent.max(1))
         .collect()
         .await
