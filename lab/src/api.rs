@@ -262,12 +262,19 @@ async fn resource(
     if writes::accepts(&p, verb) {
         return writes::handle(state, req, &p, &q, verb).await;
     }
+    let read = Read {
+        state: &state,
+        t: &t,
+        p: &p,
+        q: &q,
+        table: wants_table(&req),
+    };
     let mut res = match (verb, p.sub.as_deref()) {
         (_, Some("portforward")) => return portforward::handle(state, req, p, q).await,
         ("get", Some("log")) => pod_log::handle(state, &p, &q),
-        ("get", None) => get(&state, &t, &p, &q, &req),
-        ("list", None) => list(&state, &t, &p, &q, &req),
-        ("get", Some(_)) => get(&state, &t, &p, &q, &req),
+        ("get", None) => read.get(),
+        ("list", None) => read.list(),
+        ("get", Some(_)) => read.get(),
         ("watch", _) => respond::error(&ApiError::bad_request(
             "watch is not supported by the wsaffinity lab (a test double)",
         )),
@@ -292,23 +299,99 @@ fn wants_table(req: &Request<Incoming>) -> bool {
         .is_some_and(|a| a.contains("as=Table"))
 }
 
-fn get(
-    state: &State,
-    t: &ResourceType,
-    p: &ResourcePath,
-    q: &Query,
-    req: &Request<Incoming>,
-) -> Response<Body> {
-    let name = p.name.as_deref().unwrap_or("");
-    let ns = p.namespace.as_deref().unwrap_or("");
-    let store = lock(&state.store);
-    let Some(obj) = store.get(&t.group, &t.plural, ns, name) else {
-        return respond::error(&ApiError::not_found(&t.group, &t.plural, name));
-    };
-    if wants_table(req) {
-        return respond::ok(&table::to_table(t, &[obj], &store.resource_version(), q));
+/// One GET or LIST of a resource type: what both answers are built from.
+struct Read<'a> {
+    state: &'a State,
+    t: &'a ResourceType,
+    p: &'a ResourcePath,
+    q: &'a Query,
+    /// `Accept: ...;as=Table` (kubectl get): answer with a Table.
+    table: bool,
+}
+
+impl Read<'_> {
+    fn get(&self) -> Response<Body> {
+        let (t, p, q) = (self.t, self.p, self.q);
+        let name = p.name.as_deref().unwrap_or("");
+        let ns = p.namespace.as_deref().unwrap_or("");
+        let store = lock(&self.state.store);
+        let Some(obj) = store.get(&t.group, &t.plural, ns, name) else {
+            return respond::error(&ApiError::not_found(&t.group, &t.plural, name));
+        };
+        if self.table {
+            return respond::ok(&table::to_table(t, &[obj], &store.resource_version(), q));
+        }
+        respond::ok(obj)
     }
-    respond::ok(obj)
+
+    fn list(&self) -> Response<Body> {
+        let (t, p, q) = (self.t, self.p, self.q);
+        let labels = match LabelSelector::parse(q.get("labelSelector").unwrap_or("")) {
+            Ok(s) => s,
+            Err(e) => return respond::error(&ApiError::bad_request(e)),
+        };
+        let fields = match FieldSelector::parse(
+            q.get("fieldSelector").unwrap_or(""),
+            extra_fields(&t.plural),
+        ) {
+            Ok(s) => s,
+            Err(e) => return respond::error(&ApiError::bad_request(e)),
+        };
+        let store = lock(&self.state.store);
+        let matching: Vec<&Value> = store
+            .list(&t.group, &t.plural, p.namespace.as_deref())
+            .into_iter()
+            .filter(|o| labels.matches(&labels_of(o)) && fields.matches(o))
+            .collect();
+        let rv = store.resource_version();
+        // limit/continue paging: the continue token is the offset of the next item.
+        let offset = match q.get("continue").filter(|c| !c.is_empty()) {
+            None => 0,
+            Some(token) => match decode_continue(token) {
+                Some(o) => o,
+                None => return respond::error(&ApiError::bad_request("continue key is not valid")),
+            },
+        };
+        let limit = q
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|&l| l > 0);
+        let total = matching.len();
+        let end = limit.map_or(total, |l| offset.saturating_add(l).min(total));
+        let matching: Vec<&Value> = matching
+            .into_iter()
+            .skip(offset)
+            .take(end.saturating_sub(offset))
+            .collect();
+        let mut meta = json!({"resourceVersion": rv});
+        if end < total {
+            meta["continue"] = json!(encode_continue(end));
+            meta["remainingItemCount"] = json!(total - end);
+        }
+        if self.table {
+            let mut table = table::to_table(t, &matching, &rv, q);
+            table["metadata"] = meta;
+            return respond::ok(&table);
+        }
+        let items: Vec<Value> = matching
+            .into_iter()
+            .map(|o| {
+                let mut o = o.clone();
+                // Built-in list items carry no kind/apiVersion on the wire; custom ones do.
+                if t.builtin
+                    && let Some(m) = o.as_object_mut()
+                {
+                    m.remove("kind");
+                    m.remove("apiVersion");
+                }
+                o
+            })
+            .collect();
+        respond::ok(&json!({
+            "kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
+            "metadata": meta, "items": items,
+        }))
+    }
 }
 
 /// Field selectors each kind supports beyond metadata.name/namespace.
@@ -331,80 +414,6 @@ fn extra_fields(plural: &str) -> &'static [&'static str] {
         "secrets" => &["type"],
         _ => &[],
     }
-}
-
-fn list(
-    state: &State,
-    t: &ResourceType,
-    p: &ResourcePath,
-    q: &Query,
-    req: &Request<Incoming>,
-) -> Response<Body> {
-    let labels = match LabelSelector::parse(q.get("labelSelector").unwrap_or("")) {
-        Ok(s) => s,
-        Err(e) => return respond::error(&ApiError::bad_request(e)),
-    };
-    let fields = match FieldSelector::parse(
-        q.get("fieldSelector").unwrap_or(""),
-        extra_fields(&t.plural),
-    ) {
-        Ok(s) => s,
-        Err(e) => return respond::error(&ApiError::bad_request(e)),
-    };
-    let store = lock(&state.store);
-    let matching: Vec<&Value> = store
-        .list(&t.group, &t.plural, p.namespace.as_deref())
-        .into_iter()
-        .filter(|o| labels.matches(&labels_of(o)) && fields.matches(o))
-        .collect();
-    let rv = store.resource_version();
-    // limit/continue paging: the continue token is the offset of the next item.
-    let offset = match q.get("continue").filter(|c| !c.is_empty()) {
-        None => 0,
-        Some(token) => match decode_continue(token) {
-            Some(o) => o,
-            None => return respond::error(&ApiError::bad_request("continue key is not valid")),
-        },
-    };
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|&l| l > 0);
-    let total = matching.len();
-    let end = limit.map_or(total, |l| offset.saturating_add(l).min(total));
-    let matching: Vec<&Value> = matching
-        .into_iter()
-        .skip(offset)
-        .take(end.saturating_sub(offset))
-        .collect();
-    let mut meta = json!({"resourceVersion": rv});
-    if end < total {
-        meta["continue"] = json!(encode_continue(end));
-        meta["remainingItemCount"] = json!(total - end);
-    }
-    if wants_table(req) {
-        let mut table = table::to_table(t, &matching, &rv, q);
-        table["metadata"] = meta;
-        return respond::ok(&table);
-    }
-    let items: Vec<Value> = matching
-        .into_iter()
-        .map(|o| {
-            let mut o = o.clone();
-            // Built-in list items carry no kind/apiVersion on the wire; custom ones do.
-            if t.builtin
-                && let Some(m) = o.as_object_mut()
-            {
-                m.remove("kind");
-                m.remove("apiVersion");
-            }
-            o
-        })
-        .collect();
-    respond::ok(&json!({
-        "kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
-        "metadata": meta, "items": items,
-    }))
 }
 
 fn encode_continue(offset: usize) -> String {
