@@ -13,9 +13,9 @@ use spread_support::{Balance, backend, backends, haproxy};
 
 fn options(url: &str, clients: u32, connect: u32) -> UrlOptions {
     let mut o = UrlOptions::new(WsUrl::parse(url).expect("test URL"));
-    o.clients = clients;
-    o.connect = connect;
-    o.timeout = Duration::from_secs(5);
+    o.settings.clients = clients;
+    o.settings.connect = connect;
+    o.settings.timeout = Duration::from_secs(5);
     o.hello_wait = Duration::from_secs(2);
     o
 }
@@ -70,7 +70,7 @@ async fn spread_no_cookies_spreads_one_client() {
     let servers = backends(3).await;
     let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
     let mut opts = options(&format!("ws://127.0.0.1:{}/", proxy.port), 1, 6);
-    opts.cookies = false;
+    opts.settings.cookies = false;
     let run = bounded(run_clients(&opts)).await;
     proxy.kill();
 
@@ -132,7 +132,7 @@ async fn spread_resolve_reaches_loopback_haproxy_by_name() {
         2,
         2,
     );
-    opts.resolve.push(
+    opts.settings.resolve.push(
         parse_resolve(&format!(
             "websocket-dev.example.com:{}:127.0.0.1",
             proxy.port
@@ -197,7 +197,7 @@ async fn spread_source_ip_binds_each_client() {
     let servers = backends(2).await;
     let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
     let mut opts = options(&format!("ws://127.0.0.1:{}/", proxy.port), 3, 1);
-    opts.source_ips = vec![
+    opts.settings.source_ips = vec![
         "127.0.0.2".parse().expect("ip"),
         "127.0.0.3".parse().expect("ip"),
     ];
@@ -231,7 +231,7 @@ async fn spread_hold_keeps_connections_open_then_closes() {
     let servers = backends(2).await;
     let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
     let mut opts = options(&format!("ws://127.0.0.1:{}/", proxy.port), 2, 2);
-    opts.hold = Duration::from_millis(700);
+    opts.settings.hold = Duration::from_millis(700);
     let started = std::time::Instant::now();
     let run = bounded(run_clients(&opts)).await;
     proxy.kill();

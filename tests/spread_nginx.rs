@@ -15,9 +15,9 @@ use spread_support::{backends, nginx_hash_remote_addr};
 
 fn options(port: u16, clients: u32, connect: u32) -> UrlOptions {
     let mut o = UrlOptions::new(WsUrl::parse(&format!("ws://127.0.0.1:{port}/")).expect("URL"));
-    o.clients = clients;
-    o.connect = connect;
-    o.timeout = Duration::from_secs(5);
+    o.settings.clients = clients;
+    o.settings.connect = connect;
+    o.settings.timeout = Duration::from_secs(5);
     o.hello_wait = Duration::from_secs(2);
     o
 }
@@ -44,7 +44,7 @@ async fn spread_nginx_hash_remote_addr_one_address_one_pod_many_addresses_spread
 
     // 16 clients from 16 loopback addresses: the hash spreads them.
     let mut opts = options(proxy.port, 16, 2);
-    opts.source_ips = (2..18u8).map(|i| IpAddr::from([127, 0, 0, i])).collect();
+    opts.settings.source_ips = (2..18u8).map(|i| IpAddr::from([127, 0, 0, i])).collect();
     let run = tokio::time::timeout(Duration::from_secs(60), run_clients(&opts))
         .await
         .expect("bounded");

@@ -13,11 +13,12 @@ const HOST: &str = "websocket-dev.example.com";
 
 fn options(port: u16, clients: u32, connect: u32) -> UrlOptions {
     let mut o = UrlOptions::new(WsUrl::parse(&format!("wss://{HOST}:{port}/")).expect("URL"));
-    o.clients = clients;
-    o.connect = connect;
-    o.timeout = Duration::from_secs(5);
+    o.settings.clients = clients;
+    o.settings.connect = connect;
+    o.settings.timeout = Duration::from_secs(5);
     o.hello_wait = Duration::from_secs(2);
-    o.resolve
+    o.settings
+        .resolve
         .push(parse_resolve(&format!("{HOST}:{port}:127.0.0.1")).expect("resolve"));
     o
 }
@@ -30,7 +31,7 @@ async fn spread_tls_insecure_accepts_self_signed_and_keeps_secure_cookies() {
     let mut proxy = haproxy_with(Balance::RoundRobinCookie, &servers, Some(&pem));
 
     let mut opts = options(proxy.port, 3, 3);
-    opts.insecure = true;
+    opts.settings.insecure = true;
     let run = tokio::time::timeout(Duration::from_secs(60), run_clients(&opts))
         .await
         .expect("bounded");

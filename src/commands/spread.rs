@@ -8,11 +8,9 @@
 //! succeeded (the first error names the cause).
 
 use std::io::Write;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::client;
 use crate::commands::per_pod::EXIT_INTERRUPTED;
@@ -22,7 +20,7 @@ use crate::gather;
 use crate::probe::cancel::Cancel;
 use crate::probe::url::derive::url_from_ingresses;
 use crate::probe::url::summary::summarize;
-use crate::probe::url::{ResolveEntry, UrlOptions, WsUrl, run_clients_until};
+use crate::probe::url::{ClientSettings, UrlOptions, WsUrl, run_clients_until};
 use crate::render;
 use crate::report::Report;
 use crate::snapshot::{Observations, Snapshot};
@@ -35,19 +33,8 @@ pub struct SpreadConfig {
     pub target: Option<TargetSpec>,
     /// `None`: derived from the target's Ingress.
     pub url: Option<WsUrl>,
-    pub clients: u32,
-    pub connect: u32,
-    pub resolve: Vec<ResolveEntry>,
-    pub insecure: bool,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub source_ips: Vec<IpAddr>,
-    pub identity_header: HeaderName,
-    pub affinity_cookie: Option<String>,
-    pub cookies: bool,
-    /// Per connection: TCP + TLS + handshake.
-    pub timeout: Duration,
-    /// How long to hold every connection open once all are up.
-    pub hold: Duration,
+    /// What each simulated client does.
+    pub settings: ClientSettings,
     /// `--emit`: print this tool's file instead of running the clients.
     pub emit: Option<crate::emit::Format>,
 }
@@ -55,20 +42,7 @@ pub struct SpreadConfig {
 impl SpreadConfig {
     /// The engine options for `url`.
     pub fn options(&self, url: WsUrl) -> UrlOptions {
-        let mut o = UrlOptions::new(url);
-        o.clients = self.clients;
-        o.connect = self.connect;
-        o.resolve = self.resolve.clone();
-        o.insecure = self.insecure;
-        o.headers = self.headers.clone();
-        o.source_ips = self.source_ips.clone();
-        o.identity_header = self.identity_header.clone();
-        o.affinity_cookie = self.affinity_cookie.clone();
-        o.cookies = self.cookies;
-        o.timeout = self.timeout;
-        o.hello_wait = self.timeout.min(Duration::from_millis(1500));
-        o.hold = self.hold;
-        o
+        UrlOptions::with_settings(url, self.settings.clone())
     }
 }
 

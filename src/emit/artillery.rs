@@ -15,11 +15,12 @@ const ARRIVALS_PER_SECOND: u64 = 50;
 
 /// The Artillery YAML (`artillery run test.yml`).
 pub fn scenario(opts: &UrlOptions) -> String {
-    let total = u64::from(opts.clients) * u64::from(opts.connect);
+    let total = u64::from(opts.settings.clients) * u64::from(opts.settings.connect);
     let duration = total.div_ceil(ARRIVALS_PER_SECOND).clamp(1, 60);
     // Everyone stays open until the last one has arrived, then for --hold.
-    let think = duration + secs_at_least(opts.hold, 0);
+    let think = duration + secs_at_least(opts.settings.hold, 0);
     let mut headers: Vec<(String, String)> = opts
+        .settings
         .headers
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
@@ -42,7 +43,7 @@ pub fn scenario(opts: &UrlOptions) -> String {
     y.push_str(&format!("#   {}\n", spread_line(opts)));
     y.push_str(&format!(
         "# {} clients x {} connections = {total} virtual users: Artillery's ws engine opens one\n",
-        opts.clients, opts.connect
+        opts.settings.clients, opts.settings.connect
     ));
     y.push_str(
         "# WebSocket per virtual user. Each waits for the server's hello, captures its `pod`\n",
@@ -74,7 +75,7 @@ pub fn scenario(opts: &UrlOptions) -> String {
         "    - name: {}\n",
         quote(&format!(
             "{total} connections ({} clients x {})",
-            opts.clients, opts.connect
+            opts.settings.clients, opts.settings.connect
         ))
     ));
     y.push_str(&format!("      duration: {duration}\n"));
@@ -82,7 +83,7 @@ pub fn scenario(opts: &UrlOptions) -> String {
     y.push_str("  ws:\n");
     y.push_str(&format!(
         "    handshakeTimeout: {}\n",
-        opts.timeout.as_millis().max(1)
+        opts.settings.timeout.as_millis().max(1)
     ));
     if let Some(name) = &servername {
         y.push_str(&format!("    servername: {}\n", quote(name)));
@@ -93,7 +94,7 @@ pub fn scenario(opts: &UrlOptions) -> String {
             y.push_str(&format!("      {}: {}\n", quote(n), quote(v)));
         }
     }
-    if opts.insecure {
+    if opts.settings.insecure {
         y.push_str("  tls:\n    rejectUnauthorized: false\n");
     }
     y.push_str("scenarios:\n");
@@ -117,8 +118,8 @@ mod tests {
 
     fn opts() -> UrlOptions {
         let mut o = UrlOptions::new(WsUrl::parse("ws://ws.example.com:8080/ws").expect("url"));
-        o.clients = 3;
-        o.connect = 2;
+        o.settings.clients = 3;
+        o.settings.connect = 2;
         o
     }
 
@@ -141,9 +142,9 @@ mod tests {
     fn headers_resolve_and_insecure() {
         let mut o = opts();
         o.url = WsUrl::parse("wss://ws.example.com/ws").expect("url");
-        o.headers = vec![parse_header("Authorization: Bearer \"t\"").expect("header")];
-        o.resolve = vec![parse_resolve("ws.example.com:443:127.0.0.1").expect("resolve")];
-        o.insecure = true;
+        o.settings.headers = vec![parse_header("Authorization: Bearer \"t\"").expect("header")];
+        o.settings.resolve = vec![parse_resolve("ws.example.com:443:127.0.0.1").expect("resolve")];
+        o.settings.insecure = true;
         let y = scenario(&o);
         assert!(y.contains("  target: \"wss://127.0.0.1:443/ws\"\n"), "{y}");
         assert!(

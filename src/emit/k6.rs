@@ -19,6 +19,7 @@ const MAX_PARALLELISM: u32 = 4;
 /// The k6 script (`k6 run test.js`).
 pub fn script(opts: &UrlOptions) -> String {
     let headers: serde_json::Map<String, serde_json::Value> = opts
+        .settings
         .headers
         .iter()
         .map(|(n, v)| {
@@ -30,10 +31,10 @@ pub fn script(opts: &UrlOptions) -> String {
         .collect();
     let headers = serde_json::to_string(&headers).unwrap_or_else(|_| "{}".to_string());
     let hello_ms = opts.hello_wait.as_millis();
-    let hold_ms = opts.hold.as_millis();
-    let timeout_s = opts.timeout.as_secs().max(1);
+    let hold_ms = opts.settings.hold.as_millis();
+    let timeout_s = opts.settings.timeout.as_secs().max(1);
     // Generous bound on the whole run: every connection's wait, one after another.
-    let max_minutes = (u128::from(opts.connect)
+    let max_minutes = (u128::from(opts.settings.connect)
         * (hello_ms + hold_ms + 1000 * u128::from(timeout_s)))
     .div_ceil(60_000)
     .max(1)
@@ -44,7 +45,7 @@ pub fn script(opts: &UrlOptions) -> String {
     s.push_str(&format!("//   {}\n", spread_line(opts)));
     s.push_str(&format!(
         "// {} virtual users (the clients, each with its own cookie jar) x {} connections each,\n",
-        opts.clients, opts.connect
+        opts.settings.clients, opts.settings.connect
     ));
     s.push_str(
         "// one after another. Every connection waits for the server's hello and counts its\n",
@@ -54,7 +55,7 @@ pub fn script(opts: &UrlOptions) -> String {
     );
     s.push_str(&format!(
         "// {} response header names the pod, else \"unknown\".\n",
-        canonical_header(opts.identity_header.as_str())
+        canonical_header(opts.settings.identity_header.as_str())
     ));
     s.push_str(&not_carried(opts, "// Note: ", true));
     s.push_str(
@@ -70,7 +71,7 @@ pub fn script(opts: &UrlOptions) -> String {
     s.push_str(&format!("const HEADERS = {headers};\n"));
     s.push_str(&format!(
         "const IDENTITY_HEADER = {};\n",
-        quote(&canonical_header(opts.identity_header.as_str()))
+        quote(&canonical_header(opts.settings.identity_header.as_str()))
     ));
     s.push_str(&format!("const HELLO_WAIT_MS = {hello_ms};\n"));
     s.push_str(&format!("const HOLD_MS = {hold_ms};\n\n"));
@@ -78,12 +79,12 @@ pub fn script(opts: &UrlOptions) -> String {
     s.push_str("  scenarios: {\n");
     s.push_str("    spread: {\n");
     s.push_str("      executor: 'per-vu-iterations',\n");
-    s.push_str(&format!("      vus: {},\n", opts.clients));
-    s.push_str(&format!("      iterations: {},\n", opts.connect));
+    s.push_str(&format!("      vus: {},\n", opts.settings.clients));
+    s.push_str(&format!("      iterations: {},\n", opts.settings.connect));
     s.push_str(&format!("      maxDuration: '{max_minutes}m',\n"));
     s.push_str("    },\n");
     s.push_str("  },\n");
-    if opts.insecure {
+    if opts.settings.insecure {
         s.push_str("  insecureSkipTLSVerify: true,\n");
     }
     if let Some((_, addr)) = resolve_for(opts) {
@@ -138,7 +139,7 @@ pub fn script(opts: &UrlOptions) -> String {
 
 /// The k6-operator `TestRun` (k6.io/v1alpha1) running the script in the cluster.
 pub fn test_run(opts: &UrlOptions, namespace: Option<&str>) -> String {
-    let parallelism = opts.clients.clamp(1, MAX_PARALLELISM);
+    let parallelism = opts.settings.clients.clamp(1, MAX_PARALLELISM);
     let ns_flag = namespace.map(|n| format!(" -n {n}")).unwrap_or_default();
     let mut y = String::new();
     y.push_str(
@@ -147,7 +148,7 @@ pub fn test_run(opts: &UrlOptions, namespace: Option<&str>) -> String {
     y.push_str(&format!("#   {}\n", spread_line(opts)));
     y.push_str(&format!(
         "# Runs the k6 script in the cluster on {parallelism} runner pods that share the {} virtual users.\n",
-        opts.clients
+        opts.settings.clients
     ));
     y.push_str("# Needs the k6-operator (CRD testruns.k6.io) installed in the cluster.\n");
     y.push_str("# 1. The script:    kubectl wsaffinity spread ... --emit k6 > test.js\n");
@@ -193,17 +194,17 @@ mod tests {
 
     fn opts() -> UrlOptions {
         let mut o = UrlOptions::new(WsUrl::parse("wss://ws.example.com/ws").expect("url"));
-        o.clients = 7;
-        o.connect = 3;
+        o.settings.clients = 7;
+        o.settings.connect = 3;
         o
     }
 
     #[test]
     fn script_has_vus_iterations_url_headers() {
         let mut o = opts();
-        o.headers = vec![parse_header("X-Team: a'b").expect("header")];
-        o.resolve = vec![parse_resolve("ws.example.com:443:127.0.0.1").expect("resolve")];
-        o.insecure = true;
+        o.settings.headers = vec![parse_header("X-Team: a'b").expect("header")];
+        o.settings.resolve = vec![parse_resolve("ws.example.com:443:127.0.0.1").expect("resolve")];
+        o.settings.insecure = true;
         let s = script(&o);
         assert!(s.contains("import ws from 'k6/ws';"), "{s}");
         assert!(
@@ -234,7 +235,7 @@ mod tests {
         );
         let one = {
             let mut o = opts();
-            o.clients = 1;
+            o.settings.clients = 1;
             test_run(&o, None)
         };
         assert!(one.contains("  parallelism: 1\n"), "{one}");

@@ -46,19 +46,19 @@ pub fn quote(s: &str) -> String {
 pub fn spread_line(opts: &UrlOptions) -> String {
     let mut line = format!(
         "kubectl wsaffinity spread --url {} --clients {} --connect {}",
-        opts.url, opts.clients, opts.connect
+        opts.url, opts.settings.clients, opts.settings.connect
     );
-    for r in &opts.resolve {
+    for r in &opts.settings.resolve {
         line.push_str(&format!(" --resolve {r}"));
     }
-    for (name, _) in &opts.headers {
+    for (name, _) in &opts.settings.headers {
         line.push_str(&format!(" -H '{name}: …'"));
     }
-    if opts.insecure {
+    if opts.settings.insecure {
         line.push_str(" --insecure");
     }
-    if !opts.hold.is_zero() {
-        line.push_str(&format!(" --hold {}s", opts.hold.as_secs_f64()));
+    if !opts.settings.hold.is_zero() {
+        line.push_str(&format!(" --hold {}s", opts.settings.hold.as_secs_f64()));
     }
     line
 }
@@ -66,6 +66,7 @@ pub fn spread_line(opts: &UrlOptions) -> String {
 /// The `--resolve` entry that applies to the URL, with the address to use.
 pub fn resolve_for(opts: &UrlOptions) -> Option<(&ResolveEntry, std::net::SocketAddr)> {
     let entry = opts
+        .settings
         .resolve
         .iter()
         .find(|r| r.matches(&opts.url.host, opts.url.port))?;
@@ -107,17 +108,17 @@ pub fn canonical_header(name: &str) -> String {
 /// Comment lines (`prefix` + text) about what the tool does not carry over.
 pub fn not_carried(opts: &UrlOptions, prefix: &str, cookies_kept: bool) -> String {
     let mut out = String::new();
-    if !opts.source_ips.is_empty() {
+    if !opts.settings.source_ips.is_empty() {
         out.push_str(&format!(
             "{prefix}--source-ip is not carried over: every connection leaves from the machine's own address.\n"
         ));
     }
-    if opts.resolve.len() > 1 || opts.resolve.iter().any(|r| r.addrs.len() > 1) {
+    if opts.settings.resolve.len() > 1 || opts.settings.resolve.iter().any(|r| r.addrs.len() > 1) {
         out.push_str(&format!(
             "{prefix}only the first --resolve address of the URL's host:port is used.\n"
         ));
     }
-    if !cookies_kept && opts.cookies {
+    if !cookies_kept && opts.settings.cookies {
         out.push_str(&format!(
             "{prefix}no cookies are kept between connections: this is `spread --no-cookies` (cookie affinity is not exercised).\n"
         ));

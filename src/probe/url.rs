@@ -50,10 +50,10 @@ pub const KNOWN_AFFINITY_COOKIES: [&str; 9] = [
     "__ISTIO_AFFINITY",
 ];
 
-/// Validated options; nothing past the CLI sees flags.
+/// What a simulated client does, as the user set it: one owner for the
+/// settings that `spread` takes and the engine and the emitters read.
 #[derive(Clone, Debug)]
-pub struct UrlOptions {
-    pub url: WsUrl,
+pub struct ClientSettings {
     /// Simulated clients (K), each with its own cookie jar.
     pub clients: u32,
     /// Connections per client (M).
@@ -70,19 +70,14 @@ pub struct UrlOptions {
     pub cookies: bool,
     /// Bound on TCP connect + TLS + WebSocket handshake, per connection.
     pub timeout: Duration,
-    /// How long to wait for a hello message after the handshake.
-    pub hello_wait: Duration,
     /// How long to keep everything open once all connections are up.
     pub hold: Duration,
-    /// Clients opening connections at the same time.
-    pub parallel: usize,
 }
 
-impl UrlOptions {
+impl Default for ClientSettings {
     /// Defaults of the CLI: 5 clients × 4 connections, 10 s timeout.
-    pub fn new(url: WsUrl) -> Self {
-        UrlOptions {
-            url,
+    fn default() -> Self {
+        ClientSettings {
             clients: 5,
             connect: 4,
             resolve: Vec::new(),
@@ -93,8 +88,34 @@ impl UrlOptions {
             affinity_cookie: None,
             cookies: true,
             timeout: Duration::from_secs(10),
-            hello_wait: Duration::from_millis(1500),
             hold: Duration::ZERO,
+        }
+    }
+}
+
+/// Validated options; nothing past the CLI sees flags.
+#[derive(Clone, Debug)]
+pub struct UrlOptions {
+    pub url: WsUrl,
+    pub settings: ClientSettings,
+    /// How long to wait for a hello message after the handshake.
+    pub hello_wait: Duration,
+    /// Clients opening connections at the same time.
+    pub parallel: usize,
+}
+
+impl UrlOptions {
+    /// The CLI's defaults ([`ClientSettings::default`]) for `url`.
+    pub fn new(url: WsUrl) -> Self {
+        UrlOptions::with_settings(url, ClientSettings::default())
+    }
+
+    /// `settings` for `url`; the hello wait is at most the timeout.
+    pub fn with_settings(url: WsUrl, settings: ClientSettings) -> Self {
+        UrlOptions {
+            url,
+            hello_wait: settings.timeout.min(Duration::from_millis(1500)),
+            settings,
             parallel: 32,
         }
     }
@@ -121,26 +142,31 @@ pub async fn run_clients(opts: &UrlOptions) -> UrlRun {
 /// frame, so an interrupted run leaves nothing open on the servers.
 pub async fn run_clients_until(opts: &UrlOptions, cancel: &Cancel) -> UrlRun {
     let connector = if opts.url.tls {
-        tls::client_config(opts.insecure).map(Connector::Rustls)
+        tls::client_config(opts.settings.insecure).map(Connector::Rustls)
     } else {
         Ok(Connector::Plain)
     };
     let mut run = UrlRun {
         url: opts.url.to_string(),
         clients: Vec::new(),
-        cookies: opts.cookies,
-        connect: opts.connect,
-        resolve: opts.resolve.iter().map(ToString::to_string).collect(),
-        identity_header: opts.identity_header.as_str().to_string(),
-        affinity_cookie: opts.affinity_cookie.clone(),
+        cookies: opts.settings.cookies,
+        connect: opts.settings.connect,
+        resolve: opts
+            .settings
+            .resolve
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        identity_header: opts.settings.identity_header.as_str().to_string(),
+        affinity_cookie: opts.settings.affinity_cookie.clone(),
     };
     let connector = match connector {
         Ok(c) => c,
         Err(e) => {
-            run.clients = (0..opts.clients)
+            run.clients = (0..opts.settings.clients)
                 .map(|i| UrlClient {
                     client: i + 1,
-                    failed: opts.connect,
+                    failed: opts.settings.connect,
                     error: Some(e.clone()),
                     ..UrlClient::default()
                 })
@@ -152,7 +178,7 @@ pub async fn run_clients_until(opts: &UrlOptions, cancel: &Cancel) -> UrlRun {
     let opts = Arc::new(opts.clone());
     let limit = Arc::new(Semaphore::new(opts.parallel.max(1)));
     let mut set = JoinSet::new();
-    for i in 0..opts.clients {
+    for i in 0..opts.settings.clients {
         let opts = opts.clone();
         let limit = limit.clone();
         let connector = connector.clone();
@@ -171,7 +197,7 @@ pub async fn run_clients_until(opts: &UrlOptions, cancel: &Cancel) -> UrlRun {
             Err(e) => outcomes.push(ClientOutcome {
                 report: UrlClient {
                     client: 0,
-                    failed: opts.connect,
+                    failed: opts.settings.connect,
                     error: Some(format!("client task failed: {e}")),
                     ..UrlClient::default()
                 },
@@ -186,13 +212,13 @@ pub async fn run_clients_until(opts: &UrlOptions, cancel: &Cancel) -> UrlRun {
     for o in &mut outcomes {
         open.append(&mut o.open);
     }
-    if !opts.hold.is_zero() && !cancel.is_cancelled() {
+    if !opts.settings.hold.is_zero() && !cancel.is_cancelled() {
         tokio::select! {
-            _ = hold_all(&mut open, opts.hold) => {}
+            _ = hold_all(&mut open, opts.settings.hold) => {}
             _ = cancel.cancelled() => {}
         }
     }
-    close_all(open, opts.timeout).await;
+    close_all(open, opts.settings.timeout).await;
 
     if run.affinity_cookie.is_none() {
         run.affinity_cookie = outcomes.iter().find_map(|o| o.cookie_name.clone());
@@ -233,11 +259,11 @@ async fn run_client(
     connector: Connector,
     cancel: &Cancel,
 ) -> ClientOutcome {
-    let source = if opts.source_ips.is_empty() {
+    let source = if opts.settings.source_ips.is_empty() {
         None
     } else {
-        let n = opts.source_ips.len();
-        opts.source_ips.get(index as usize % n).copied()
+        let n = opts.settings.source_ips.len();
+        opts.settings.source_ips.get(index as usize % n).copied()
     };
     let mut outcome = ClientOutcome {
         report: UrlClient {
@@ -249,7 +275,7 @@ async fn run_client(
         cookie_name: None,
     };
     let mut jar = CookieJar::new();
-    for _ in 0..opts.connect {
+    for _ in 0..opts.settings.connect {
         let opened = tokio::select! {
             r = open_one(opts, &connector, source, &mut jar) => r,
             _ = cancel.cancelled() => break,
@@ -291,7 +317,7 @@ async fn open_one(
 ) -> Result<Opened, String> {
     let url = &opts.url;
     let now = SystemTime::now();
-    let sent_cookies = if opts.cookies {
+    let sent_cookies = if opts.settings.cookies {
         jar.header_for(&url.host, url.path_only(), url.tls, now)
     } else {
         None
@@ -309,13 +335,13 @@ async fn open_one(
         .await
         .map_err(|e| handshake_error(&opts.url, e))
     };
-    let (mut ws, response) = tokio::time::timeout(opts.timeout, handshake)
+    let (mut ws, response) = tokio::time::timeout(opts.settings.timeout, handshake)
         .await
         .map_err(|_| {
             format!(
                 "no WebSocket handshake with {} within {} s (raise --timeout?)",
                 url,
-                opts.timeout.as_secs_f64()
+                opts.settings.timeout.as_secs_f64()
             )
         })??;
 
@@ -326,23 +352,23 @@ async fn open_one(
         .filter_map(|v| v.to_str().ok())
         .map(str::to_string)
         .collect();
-    if opts.cookies {
+    if opts.settings.cookies {
         for sc in &set_cookies {
             jar.store(sc, &url.host, url.path_only(), now);
         }
     }
     let identity_header = response
         .headers()
-        .get(&opts.identity_header)
+        .get(&opts.settings.identity_header)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let (cookie_name, cookie_value) = affinity_cookie(
-        opts.affinity_cookie.as_deref(),
+        opts.settings.affinity_cookie.as_deref(),
         &set_cookies,
         sent_cookies.as_deref(),
     );
 
-    let first_message = read_first_text(&mut ws, opts.hello_wait.min(opts.timeout)).await;
+    let first_message = read_first_text(&mut ws, opts.hello_wait.min(opts.settings.timeout)).await;
     let (pod, by) = attribute(&Clues {
         first_message,
         identity_header,
@@ -375,7 +401,7 @@ fn build_request(
         .into_client_request()
         .map_err(|e| format!("invalid URL {}: {e}", opts.url))?;
     let headers = request.headers_mut();
-    for (name, value) in &opts.headers {
+    for (name, value) in &opts.settings.headers {
         headers.append(name.clone(), value.clone());
     }
     if let Some(jar) = cookies {
@@ -394,14 +420,19 @@ fn build_request(
 /// The addresses to try for the URL's host: the `--resolve` entry, else DNS.
 pub async fn target_addrs(opts: &UrlOptions) -> Result<Vec<SocketAddr>, String> {
     let url = &opts.url;
-    if let Some(entry) = opts.resolve.iter().find(|r| r.matches(&url.host, url.port)) {
+    if let Some(entry) = opts
+        .settings
+        .resolve
+        .iter()
+        .find(|r| r.matches(&url.host, url.port))
+    {
         return Ok(entry.socket_addrs());
     }
     if let Ok(ip) = url.host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, url.port)]);
     }
     let lookup = tokio::net::lookup_host((url.host.as_str(), url.port));
-    match tokio::time::timeout(opts.timeout, lookup).await {
+    match tokio::time::timeout(opts.settings.timeout, lookup).await {
         Ok(Ok(addrs)) => {
             let addrs: Vec<SocketAddr> = addrs.collect();
             if addrs.is_empty() {
@@ -604,8 +635,12 @@ mod tests {
     #[test]
     fn request_carries_headers_and_one_cookie_header() {
         let mut opts = UrlOptions::new(WsUrl::parse("ws://h.example.com:8080/ws").unwrap());
-        opts.headers.push(parse_header("Cookie: user=1").unwrap());
-        opts.headers.push(parse_header("X-Test: a").unwrap());
+        opts.settings
+            .headers
+            .push(parse_header("Cookie: user=1").unwrap());
+        opts.settings
+            .headers
+            .push(parse_header("X-Test: a").unwrap());
         let req = build_request(&opts, Some("SERVERID=s1")).unwrap();
         let cookies: Vec<_> = req.headers().get_all(header::COOKIE).iter().collect();
         assert_eq!(cookies.len(), 1);
@@ -618,7 +653,8 @@ mod tests {
     async fn resolve_override_wins_over_dns() {
         let mut opts =
             UrlOptions::new(WsUrl::parse("ws://websocket-dev.example.com:8081/").unwrap());
-        opts.resolve
+        opts.settings
+            .resolve
             .push(parse_resolve("websocket-dev.example.com:8081:127.0.0.9").unwrap());
         assert_eq!(
             target_addrs(&opts).await.unwrap(),
