@@ -121,13 +121,25 @@ pub async fn load_config(opts: &KubeOptions) -> Result<kube::Config, ClientError
                 context: Some(context.clone()),
                 ..Default::default()
             };
-            kube::Config::from_kubeconfig(&options)
-                .await
+            let loaded = match kubeconfig_from_env_list()? {
+                Some(kubeconfig) => {
+                    kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+                }
+                None => kube::Config::from_kubeconfig(&options).await,
+            };
+            loaded
                 .map_err(|source| context_error(source, Some(context), default_kubeconfig_name))?
         }
-        ConfigSource::Infer => kube::Config::infer()
-            .await
-            .map_err(|source| ClientError::Infer { source })?,
+        ConfigSource::Infer => match kubeconfig_from_env_list()? {
+            Some(kubeconfig) => {
+                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|source| ClientError::Kubeconfig { source })?
+            }
+            None => kube::Config::infer()
+                .await
+                .map_err(|source| ClientError::Infer { source })?,
+        },
     };
     if let Some(timeout) = opts.request_timeout {
         config.connect_timeout = Some(config.connect_timeout.map_or(timeout, |c| c.min(timeout)));
@@ -146,6 +158,34 @@ fn skip_unused_trust_store(config: &mut kube::Config) {
     if plain && config.proxy_url.is_none() && config.root_cert.is_none() {
         config.root_cert = Some(Vec::new());
     }
+}
+
+/// The files `KUBECONFIG` lists, merged, skipping the ones that do not exist
+/// as kubectl (client-go) does: `KUBECONFIG=~/.kube/extra:~/.kube/config`
+/// keeps working when `extra` is gone. kube-rs fails on the first missing
+/// file instead. `None` when the variable is unset or no listed file exists,
+/// so the caller falls back to `~/.kube/config` or in-cluster as before.
+fn kubeconfig_from_env_list() -> Result<Option<Kubeconfig>, ClientError> {
+    let Some(value) = std::env::var_os("KUBECONFIG") else {
+        return Ok(None);
+    };
+    let existing = existing_paths(&value);
+    if existing.is_empty() {
+        return Ok(None);
+    }
+    let mut merged = Kubeconfig::default();
+    for path in existing {
+        let read = Kubeconfig::read_from(&path).and_then(|next| merged.merge(next));
+        merged = read.map_err(|source| ClientError::KubeconfigFile { path, source })?;
+    }
+    Ok(Some(merged))
+}
+
+/// The entries of a `KUBECONFIG`-style list that name existing files.
+fn existing_paths(list: &std::ffi::OsStr) -> Vec<PathBuf> {
+    std::env::split_paths(list)
+        .filter(|p| !p.as_os_str().is_empty() && p.is_file())
+        .collect()
 }
 
 fn default_kubeconfig_name() -> String {
@@ -501,6 +541,20 @@ users:
         .await
         .expect_err("error");
         assert!(err.to_string().contains("--kubeconfig PATH"), "{err}");
+    }
+
+    #[test]
+    fn a_kubeconfig_list_keeps_only_existing_files_in_order() {
+        let (path, _rm) = write_kubeconfig();
+        let list = std::env::join_paths([
+            Path::new("/nonexistent/a"),
+            Path::new(""),
+            path.as_path(),
+            Path::new("/nonexistent/b"),
+        ])
+        .expect("join");
+        assert_eq!(existing_paths(&list), vec![path.clone()]);
+        assert!(existing_paths(std::ffi::OsStr::new("/nonexistent/a")).is_empty());
     }
 
     #[test]

@@ -118,6 +118,31 @@ async fn no_target_and_no_namespace_use_the_contexts_only_service() {
     }
 }
 
+/// kubectl skips the files a `KUBECONFIG` list names that do not exist
+/// (`KUBECONFIG=~/.kube/gone:~/.kube/config` keeps working); so does the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_list_with_a_missing_file_still_works() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let list = std::env::join_paths([Path::new("/nonexistent/kubeconfig"), lab.kubeconfig_path()])
+        .expect("join KUBECONFIG");
+    for extra in [&[][..], &["--context", "wsaffinity-lab"][..]] {
+        let mut args = vec!["check", DEV_SVC, "-o", "json"];
+        args.extend_from_slice(extra);
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
+            .args(&args)
+            .env("KUBECONFIG", &list)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("run kubectl-wsaffinity");
+        let r = Run::from_output(out, std::time::Duration::ZERO);
+        assert_eq!(r.code, 0, "{extra:?}: {}", r.stderr);
+        assert_eq!(r.json()["namespace"], DEV_NS, "{extra:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_namespace_comes_from_the_context() {
     let lab = lab_file("one-ready-of-three.yaml").await;
