@@ -207,9 +207,12 @@ pub fn wsa030_cookie_affinity(ctx: &Ctx) -> Vec<Finding> {
                     ctx.ready_count()
                 ),
                 r.affinity_evidence.clone(),
+                // The Service target, not a URL: spread derives ws:// or wss://
+                // from the Ingress's `tls` itself and explains with a snapshot.
                 format!(
-                    "none needed; check the spread with separate clients: `kubectl wsaffinity spread wss://{}/`",
-                    r.hosts.first().map(String::as_str).unwrap_or("HOST")
+                    "none needed; check the spread with separate clients: `kubectl wsaffinity spread -n {} svc/{}`",
+                    ctx.ns(),
+                    ctx.name
                 ),
             ))
         })
@@ -559,6 +562,15 @@ mod tests {
             f[0].detail.contains("`INGRESSCOOKIE`") && f[0].detail.contains("mode balanced"),
             "{}",
             f[0].detail
+        );
+        // A command that runs as printed: the Service target, whose Ingress
+        // gives spread the URL with the right scheme (this one has no TLS).
+        assert!(
+            f[0].fix.contains("`kubectl wsaffinity spread -n ")
+                && f[0].fix.contains(" svc/web`")
+                && !f[0].fix.contains("wss://"),
+            "{}",
+            f[0].fix
         );
     }
 
