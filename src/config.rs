@@ -72,6 +72,21 @@ pub enum CommandConfig {
     Complete(Vec<String>),
 }
 
+impl CommandConfig {
+    /// The subcommand as typed after `kubectl wsaffinity`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandConfig::Check(_) => "check",
+            CommandConfig::PerPod(_) => "per-pod",
+            CommandConfig::Logs(_) => "logs",
+            CommandConfig::Spread(_) => "spread",
+            CommandConfig::TestService(_) => "test-service",
+            CommandConfig::Completion(_) => "completion",
+            CommandConfig::Complete(_) => "__complete",
+        }
+    }
+}
+
 /// `per-pod`: test each pod over port-forward.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PerPodConfig {

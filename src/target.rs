@@ -115,38 +115,97 @@ impl TargetSpec {
 }
 
 /// A target that parsed but cannot be resolved to exactly one Service.
-#[derive(Debug, Error, PartialEq, Eq)]
+///
+/// Its text is the problem plus a command to run next; the subcommand and
+/// `-n` in that command are filled in by [`ResolveError::message`] so the
+/// advice runs as printed (`Display` alone says `check`).
+#[derive(Debug, PartialEq, Eq)]
 pub enum ResolveError {
-    #[error(
-        "no Services in namespace {namespace}. Pass the namespace with -n NAMESPACE, or a target: kubectl wsaffinity check svc/NAME"
-    )]
-    NoServices { namespace: String },
-    #[error("namespace {namespace} has {} Services: {}. Pass one: kubectl wsaffinity check svc/{}", .names.len(), .names.join(", "), .names[0])]
+    NoServices {
+        namespace: String,
+    },
     SeveralServices {
         namespace: String,
         names: Vec<String>,
     },
-    #[error(
-        "ingress/{ingress} sends to no Service (only resource backends). Check a Service directly: kubectl wsaffinity check svc/NAME"
-    )]
-    IngressWithoutService { ingress: String },
-    #[error("ingress/{ingress} sends to {} Services: {}. Pass one: kubectl wsaffinity check svc/{}", .services.len(), .services.join(", "), .services[0])]
+    IngressWithoutService {
+        ingress: String,
+    },
     IngressSeveralServices {
         ingress: String,
         services: Vec<String>,
     },
-    #[error("no Service in namespace {namespace} selects the pods of deploy/{deployment} (labels {labels}). Services here: {}. Expose it (kubectl expose deploy/{deployment} --port=PORT) or pass a Service: kubectl wsaffinity check svc/NAME", list_or_none(.services))]
     DeploymentWithoutService {
         namespace: String,
         deployment: String,
         labels: String,
         services: Vec<String>,
     },
-    #[error("{} Services select the pods of deploy/{deployment}: {}. Pass one: kubectl wsaffinity check svc/{}", .services.len(), .services.join(", "), .services[0])]
     DeploymentSeveralServices {
         deployment: String,
         services: Vec<String>,
     },
+}
+
+impl ResolveError {
+    /// The problem and what to run next: `kubectl wsaffinity COMMAND [-n NS] svc/...`.
+    /// `namespace` is the `-n` the user gave, repeated so the command runs as printed.
+    pub fn message(&self, command: &str, namespace: Option<&str>) -> String {
+        let run = match namespace {
+            Some(ns) => format!("kubectl wsaffinity {command} -n {ns}"),
+            None => format!("kubectl wsaffinity {command}"),
+        };
+        match self {
+            ResolveError::NoServices { namespace } => format!(
+                "no Services in namespace {namespace}. Pass the namespace with -n NAMESPACE, or a target: kubectl wsaffinity {command} svc/NAME"
+            ),
+            ResolveError::SeveralServices { namespace, names } => format!(
+                "namespace {namespace} has {} Services: {}. Pass one: {run} svc/{}",
+                names.len(),
+                names.join(", "),
+                first(names)
+            ),
+            ResolveError::IngressWithoutService { ingress } => format!(
+                "ingress/{ingress} sends to no Service (only resource backends). Check a Service directly: {run} svc/NAME"
+            ),
+            ResolveError::IngressSeveralServices { ingress, services } => format!(
+                "ingress/{ingress} sends to {} Services: {}. Pass one: {run} svc/{}",
+                services.len(),
+                services.join(", "),
+                first(services)
+            ),
+            ResolveError::DeploymentWithoutService {
+                namespace,
+                deployment,
+                labels,
+                services,
+            } => format!(
+                "no Service in namespace {namespace} selects the pods of deploy/{deployment} (labels {labels}). Services here: {}. Expose it (kubectl expose deploy/{deployment} --port=PORT) or pass a Service: {run} svc/NAME",
+                list_or_none(services)
+            ),
+            ResolveError::DeploymentSeveralServices {
+                deployment,
+                services,
+            } => format!(
+                "{} Services select the pods of deploy/{deployment}: {}. Pass one: {run} svc/{}",
+                services.len(),
+                services.join(", "),
+                first(services)
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message("check", None))
+    }
+}
+
+impl std::error::Error for ResolveError {}
+
+fn first(names: &[String]) -> &str {
+    names.first().map(String::as_str).unwrap_or("NAME")
 }
 
 fn list_or_none(names: &[String]) -> String {

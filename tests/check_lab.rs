@@ -505,6 +505,19 @@ async fn several_services_without_a_target_list_the_candidates() {
         "{}",
         r.stderr
     );
+    // The advice repeats the subcommand that was run, and the -n given, so it
+    // runs as printed.
+    for (args, advice) in [
+        (&["logs"][..], "Pass one: kubectl wsaffinity logs svc/other"),
+        (
+            &["per-pod", "-n", "ws"][..],
+            "Pass one: kubectl wsaffinity per-pod -n ws svc/other",
+        ),
+    ] {
+        let r = run(&lab, args).await;
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+        assert!(r.stderr.contains(advice), "{args:?}: {}", r.stderr);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

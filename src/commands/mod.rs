@@ -14,6 +14,12 @@ use crate::config::{CommandConfig, Config};
 
 /// Runs the chosen subcommand.
 pub async fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
+    run_command(config, out)
+        .await
+        .map_err(|err| advise_for_command(err, config))
+}
+
+async fn run_command(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
     match &config.command {
         CommandConfig::Check(check) => check::run(config, check, out).await,
         CommandConfig::PerPod(pp) => per_pod::run(config, pp, out).await,
@@ -28,6 +34,24 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
             crate::completion::complete(&config.kube, words, out).await?;
             Ok(0)
         }
+    }
+}
+
+/// A target that did not resolve to one Service: its advice names the
+/// subcommand that was run (and the `-n` given), so it runs as printed.
+fn advise_for_command(err: anyhow::Error, config: &Config) -> anyhow::Error {
+    let resolve = err.chain().find_map(|e| {
+        e.downcast_ref::<crate::target::ResolveError>()
+            .or_else(|| match e.downcast_ref::<crate::gather::GatherError>() {
+                Some(crate::gather::GatherError::Resolve(r)) => Some(r),
+                _ => None,
+            })
+    });
+    match resolve {
+        Some(r) => {
+            anyhow::anyhow!(r.message(config.command.name(), config.kube.namespace.as_deref()))
+        }
+        None => err,
     }
 }
 
