@@ -112,7 +112,13 @@ async fn demo(keep: bool) -> anyhow::Result<()> {
     print_banner(&lab);
     let ns = lab.namespace().to_string();
     println!("\nnamespace {ns}: pods {}", lab.pods(&ns).join(", "));
-    println!("\nTry:");
+    if keep {
+        println!("\nTry (in another terminal, after the export above):");
+    } else {
+        println!(
+            "\nThe demo runs these, then stops the lab; `wsaffinity-lab demo --keep` keeps it up to try them yourself:"
+        );
+    }
     println!("  kubectl get svc,pods,endpointslices,ingress");
     println!("  kubectl wsaffinity check svc/dev-websocket-server");
     println!("  kubectl wsaffinity per-pod --connect 10");
@@ -134,6 +140,13 @@ async fn demo(keep: bool) -> anyhow::Result<()> {
         stop.wait().await;
     }
     lab.shutdown().await;
+    if !keep {
+        // The kubeconfig printed above is gone now; say so rather than let
+        // a copied `export KUBECONFIG=...` fail later.
+        println!(
+            "\nThe lab has stopped and its kubeconfig is removed. To try the commands yourself: wsaffinity-lab demo --keep"
+        );
+    }
     Ok(())
 }
 

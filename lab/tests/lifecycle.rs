@@ -168,7 +168,18 @@ fn demo_prints_the_commands_and_stops_its_pods() {
         "kubectl wsaffinity check svc/dev-websocket-server",
         "kubectl wsaffinity per-pod --connect 10",
         "kubectl wsaffinity logs",
+        // The printed kubeconfig is gone when it exits: it says how to keep it.
+        "The lab has stopped",
+        "wsaffinity-lab demo --keep",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
+    let kubeconfig = text
+        .lines()
+        .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+        .expect("export line");
+    assert!(
+        !std::path::Path::new(kubeconfig).exists(),
+        "{kubeconfig} should be removed with the lab"
+    );
 }
