@@ -61,6 +61,52 @@ async fn spread_lab_all_clients_on_one_pod_is_wsa066() {
     assert_eq!(report["service"]["sessionAffinity"], "ClientIP");
 }
 
+/// The verdict leads with what the clients saw: all on one pod, although the
+/// dev scenario's cookie affinity alone would predict that separate clients
+/// spread. Text and JSON say the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_lab_verdict_leads_with_all_clients_on_one_pod() {
+    let lab = lab().await;
+    let servers = backends(3).await;
+    let mut proxy = haproxy(Balance::Source, &servers);
+    let url = format!("ws://{HOST}:{}/", proxy.port);
+    let args = ["--clients", "2", "--connect", "1"];
+    let text = spread_via(&lab, &url, proxy.port, &args).await;
+    let json = spread_via(
+        &lab,
+        &url,
+        proxy.port,
+        &[&args[..], &["-o", "json"]].concat(),
+    )
+    .await;
+    proxy.kill();
+
+    assert_eq!(text.code, Some(0), "{}", text.all());
+    let verdict = text
+        .stdout
+        .split("Verdict\n")
+        .nth(1)
+        .and_then(|v| v.split("\n\n").next())
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        verdict.starts_with(&format!("All 2 clients through {url} landed on pod `ws-")),
+        "{}",
+        text.stdout
+    );
+    assert!(verdict.contains("(WSA066)"), "{verdict}");
+    assert!(!verdict.contains("clients spread"), "{verdict}");
+    assert!(!verdict.contains("correct for production"), "{verdict}");
+
+    assert_eq!(json.code, Some(0), "{}", json.all());
+    let report = json.json();
+    let v = report["verdict"].as_str().unwrap_or_default();
+    assert!(v.starts_with("All 2 clients through"), "{report:#}");
+    assert!(!v.contains("clients spread"), "{report:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spread_lab_client_moving_under_cookie_affinity_is_wsa065() {
     let lab = lab().await;
