@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use kubectl_wsaffinity::probe::websocket::{self, ClientError, ClientOptions};
+use kubectl_wsaffinity::probe::websocket::{self, ClientError, ClientOptions, UpgradeRefusal};
 use tokio::io::DuplexStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -222,11 +222,34 @@ async fn http_error_instead_of_an_upgrade() {
         let _ = server.shutdown().await;
     });
     let err = websocket::open(client, &opts()).await.expect_err("503");
-    assert!(
-        err.to_string()
-            .starts_with("WebSocket handshake failed: HTTP 503"),
-        "{err}"
+    assert!(matches!(err, ClientError::Refused { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the server refused the WebSocket upgrade on / with HTTP 503 Service Unavailable: too many connections"
     );
+}
+
+#[tokio::test]
+async fn wrong_path_is_a_refused_upgrade_naming_the_path() {
+    let (client, mut server) = tokio::io::duplex(4096);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = [0u8; 2048];
+        let _ = server.read(&mut buf).await;
+        let _ = server
+            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        let _ = server.shutdown().await;
+    });
+    let o = ClientOptions {
+        path: "nope".into(),
+        ..opts()
+    };
+    let err = websocket::open(client, &o).await.expect_err("404");
+    let refusal = UpgradeRefusal::parse(&err.to_string()).expect("a refused upgrade");
+    assert_eq!(refusal.path, "/nope");
+    assert_eq!(refusal.status, 404);
+    assert_eq!(refusal.body, None);
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use kube::Api;
 use kube::api::Portforwarder;
 use tokio::sync::{oneshot, watch};
 
-use super::websocket::{self, ClientOptions, Hello, human};
+use super::websocket::{self, ClientError, ClientOptions, Hello, human};
 
 /// What opening a connection measured; sent to the coordinator as soon as the
 /// connection is open (or has failed), before the hold starts.
@@ -130,16 +130,25 @@ async fn run_over_forwarder(
     let error_rx = futures::FutureExt::shared(Box::pin(error_rx));
 
     // 2. WebSocket handshake, hello, echo — or the error channel, or Ctrl-C.
+    //    An HTTP answer other than 101 proves the pod was reached: its
+    //    refusal is the message. Any other failure is a broken stream, which
+    //    the error channel's text explains better.
     let conn = tokio::select! {
-        r = websocket::open(stream, &spec.client) => r.map_err(|e| e.to_string()),
-        Some(msg) = error_rx.clone() => Err(kubelet_message(&msg)),
-        () = cancel.cancelled() => Err("interrupted".to_string()),
+        r = websocket::open(stream, &spec.client) => r.map_err(|e| {
+            let answered = matches!(e, ClientError::Refused { .. });
+            (e.to_string(), answered)
+        }),
+        Some(msg) = error_rx.clone() => Err((kubelet_message(&msg), false)),
+        () = cancel.cancelled() => Err(("interrupted".to_string(), false)),
     };
     let mut conn = match conn {
         Ok(conn) => conn,
-        Err(e) => {
-            // The error channel's text explains a broken stream better.
-            let e = prefer_error_channel(error_rx.clone(), e).await;
+        Err((e, answered)) => {
+            let e = if answered {
+                e
+            } else {
+                prefer_error_channel(error_rx.clone(), e).await
+            };
             let outcome = failed_open(report, e);
             finish(forwarder, limit, false).await;
             return outcome;
