@@ -7,8 +7,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::routes::Affinity;
 use super::{Ctx, Rule, finding, names, plural};
+use crate::probe::websocket::UpgradeRefusal;
 use crate::report::Finding;
-use crate::snapshot::{Identity, PodLog};
+use crate::snapshot::{Identity, PodLog, PodProbe};
 
 pub const RULES: &[Rule] = &[
     wsa060_unreachable,
@@ -25,7 +26,13 @@ pub const IMBALANCE_THRESHOLD: f64 = 1.5;
 /// Fewer open connections than this in total say nothing about balance.
 pub const MIN_CONNECTIONS_FOR_IMBALANCE: u64 = 6;
 
-/// WSA060: a pod could not be reached through port-forward.
+/// WSA060's title when the forward worked and the pod's server refused the
+/// WebSocket upgrade (the catalog's title is for a pod not reached at all).
+pub const WSA060_REFUSED_TITLE: &str =
+    "pod reached over port-forward but refused the WebSocket upgrade";
+
+/// WSA060: a pod could not be reached through port-forward, or was reached
+/// and refused the WebSocket upgrade (an HTTP answer other than 101).
 pub fn wsa060_unreachable(ctx: &Ctx) -> Vec<Finding> {
     let Some(probes) = &ctx.obs.per_pod else {
         return vec![];
@@ -33,29 +40,84 @@ pub fn wsa060_unreachable(ctx: &Ctx) -> Vec<Finding> {
     probes
         .iter()
         .filter(|p| p.error.is_some() || (p.attempted > 0 && p.ok == 0))
-        .map(|p| {
-            let why = p.error.clone().unwrap_or_else(|| "no connection succeeded and no error text was returned".into());
-            finding(
-                "WSA060",
-                format!(
-                    "pod `{}` port {}: {} of {} connections failed: {why}",
-                    p.pod,
-                    p.port,
-                    p.failed.max(p.attempted.saturating_sub(p.ok)),
-                    p.attempted
-                ),
-                vec![format!("pod/{} port-forward {}: {why}", p.pod, p.port)],
-                format!(
-                    "check the pod listens on {}: `kubectl logs {} -n {}`, `kubectl describe pod {} -n {}`; and that you may `create pods/portforward`",
-                    p.port,
-                    p.pod,
-                    ctx.ns(),
-                    p.pod,
-                    ctx.ns()
-                ),
-            )
-        })
+        .map(
+            |p| match p.error.as_deref().and_then(UpgradeRefusal::parse) {
+                Some(refusal) => upgrade_refused(ctx, p, &refusal),
+                None => unreachable(ctx, p),
+            },
+        )
         .collect()
+}
+
+fn failed_of(p: &PodProbe) -> String {
+    format!(
+        "{} of {} connections failed",
+        p.failed.max(p.attempted.saturating_sub(p.ok)),
+        p.attempted
+    )
+}
+
+/// The forward itself failed: the API's or the kubelet's text says why.
+fn unreachable(ctx: &Ctx, p: &PodProbe) -> Finding {
+    let why = p
+        .error
+        .clone()
+        .unwrap_or_else(|| "no connection succeeded and no error text was returned".into());
+    finding(
+        "WSA060",
+        format!("pod `{}` port {}: {}: {why}", p.pod, p.port, failed_of(p)),
+        vec![format!("pod/{} port-forward {}: {why}", p.pod, p.port)],
+        format!(
+            "check the pod listens on {}: `kubectl logs {} -n {}`, `kubectl describe pod {} -n {}`; and that you may `create pods/portforward`",
+            p.port,
+            p.pod,
+            ctx.ns(),
+            p.pod,
+            ctx.ns()
+        ),
+    )
+}
+
+/// The forward worked and the server answered the upgrade with HTTP N: a
+/// server error (5xx) points at its log; any other answer (404, 400, 426,
+/// or a plain 200 page) means no WebSocket there, and points at
+/// `--path`/`--port`.
+fn upgrade_refused(ctx: &Ctx, p: &PodProbe, r: &UpgradeRefusal) -> Finding {
+    let fix = if !(500..600).contains(&r.status) {
+        format!(
+            "check the WebSocket path and port: pass the path the server upgrades on with `--path` (this test used {}), e.g. `--path /ws`, and the container port that serves WebSockets with `--port` if it is not {}",
+            r.path, p.port
+        )
+    } else {
+        format!(
+            "the server failed the upgrade with HTTP {}: check its log for why, e.g. a connection limit: `kubectl logs {} -n {}`",
+            r.status,
+            p.pod,
+            ctx.ns()
+        )
+    };
+    let mut detail = format!(
+        "pod `{}` was reached over port-forward on port {}, but refused the WebSocket upgrade on {} with HTTP {} ({})",
+        p.pod,
+        p.port,
+        r.path,
+        r.status_text,
+        failed_of(p)
+    );
+    if let Some(body) = &r.body {
+        detail.push_str(&format!("; it answered: {body}"));
+    }
+    let mut f = finding(
+        "WSA060",
+        detail,
+        vec![format!(
+            "pod/{} port-forward {}: GET {} answered HTTP {}",
+            p.pod, p.port, r.path, r.status_text
+        )],
+        fix,
+    );
+    f.title = WSA060_REFUSED_TITLE.to_owned();
+    f
 }
 
 /// WSA061: the hello named another pod.
@@ -455,6 +517,79 @@ mod tests {
         assert_eq!(codes(&f), vec!["WSA060"]);
         assert!(f[0].detail.contains("connection refused"));
         assert_eq!(super::super::diagnose(&base(), &obs, None).exit_code(), 1);
+    }
+
+    #[test]
+    fn wsa060_forward_failure_keeps_the_unreachable_wording() {
+        let mut p = probe("web-1");
+        p.ok = 0;
+        p.failed = 3;
+        p.error = Some("error forwarding port 8080 to pod abc, uid : connection refused".into());
+        let obs = Observations {
+            per_pod: Some(vec![p]),
+            ..Default::default()
+        };
+        let f = wsa060_unreachable(&Ctx::new(&base(), &obs));
+        assert_eq!(f[0].title, "pod unreachable through port-forward");
+        assert!(
+            f[0].fix.starts_with("check the pod listens on 8080"),
+            "{}",
+            f[0].fix
+        );
+    }
+
+    fn refused(status: u16, reason: &str, body: &str) -> Observations {
+        let mut p = probe("web-1");
+        p.ok = 0;
+        p.failed = 3;
+        p.error = Some(format!(
+            "the server refused the WebSocket upgrade on /nope with HTTP {status} {reason}: {body}"
+        ));
+        Observations {
+            per_pod: Some(vec![probe("web-0"), p]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn wsa060_refused_upgrade_says_the_pod_was_reached_and_names_path() {
+        let obs = refused(404, "Not Found", "no such page");
+        let f = wsa060_unreachable(&Ctx::new(&base(), &obs));
+        assert_eq!(codes(&f), vec!["WSA060"]);
+        assert_eq!(f[0].severity, crate::report::Severity::Error);
+        assert_eq!(f[0].title, WSA060_REFUSED_TITLE);
+        assert_eq!(
+            f[0].detail,
+            "pod `web-1` was reached over port-forward on port 8080, but refused the WebSocket upgrade on /nope with HTTP 404 Not Found (3 of 3 connections failed); it answered: no such page"
+        );
+        assert!(f[0].fix.contains("`--path /ws`"), "{}", f[0].fix);
+        assert!(f[0].fix.contains("`--port`"), "{}", f[0].fix);
+        assert!(!f[0].fix.contains("listens on"), "{}", f[0].fix);
+        for (status, reason) in [(400, "Bad Request"), (426, "Upgrade Required")] {
+            let f = wsa060_unreachable(&Ctx::new(&base(), &refused(status, reason, "x")));
+            assert!(
+                f[0].detail.contains(&format!("with HTTP {status}")),
+                "{}",
+                f[0].detail
+            );
+            assert!(f[0].fix.contains("--path"), "{}", f[0].fix);
+        }
+    }
+
+    #[test]
+    fn wsa060_plain_page_instead_of_an_upgrade_names_path() {
+        let f = wsa060_unreachable(&Ctx::new(&base(), &refused(200, "OK", "ok")));
+        assert_eq!(f[0].title, WSA060_REFUSED_TITLE);
+        assert!(f[0].fix.contains("--path"), "{}", f[0].fix);
+    }
+
+    #[test]
+    fn wsa060_refused_with_a_server_error_points_at_its_log() {
+        let obs = refused(503, "Service Unavailable", "too many connections");
+        let f = wsa060_unreachable(&Ctx::new(&base(), &obs));
+        assert_eq!(f[0].title, WSA060_REFUSED_TITLE);
+        assert!(f[0].fix.contains("kubectl logs web-1"), "{}", f[0].fix);
+        assert!(!f[0].fix.contains("--path"), "{}", f[0].fix);
     }
 
     #[test]
