@@ -179,13 +179,17 @@ async fn injected_portforward_error_is_wsa060_and_the_other_pod_passes() {
         detail.contains(&pods[0]) && detail.contains("injected by the per-pod test"),
         "{detail}"
     );
+    // The forward itself failed: the pod was not reached.
+    assert_eq!(wsa060[0]["title"], "pod unreachable through port-forward");
+    let fix = wsa060[0]["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains("listens on 8080"), "{fix}");
 
     // The text form says it too.
     let text = run_text(&lab).await;
     assert_eq!(text.code, 1);
     assert!(
         text.stdout
-            .contains("1/2 pods accepted 5/5 connections: 5 total, 5 failed"),
+            .contains("1/2 pods passed: 5 of 10 connections succeeded (5 failed)"),
         "{}",
         text.stdout
     );
@@ -194,6 +198,62 @@ async fn injected_portforward_error_is_wsa060_and_the_other_pod_passes() {
         "{}",
         text.stdout
     );
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_path_is_a_refused_upgrade_not_an_unreachable_pod() {
+    let lab = lab(Scenario::DevOverlay).await;
+    let pods = lab.pods(NS);
+    let args = ["--connect", "2", "--hold", "200ms", "--parallel", "2"];
+
+    let json = run(
+        &lab,
+        &[&args[..], &["--path", "/nope", "-o", "json"]].concat(),
+    )
+    .await;
+    assert_eq!(json.code, 1, "{}\n{}", json.stdout, json.stderr);
+    let report = json.json();
+    let probes = per_pod(&report);
+    for name in &pods {
+        let p = probe(&probes, name);
+        assert_eq!(p["ok"], 0, "{p:#}");
+        let error = p["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("refused the WebSocket upgrade on /nope with HTTP 404"),
+            "{error}"
+        );
+    }
+    let wsa060 = findings(&report, "WSA060");
+    assert_eq!(wsa060.len(), 2, "{:#}", report["findings"]);
+    for f in &wsa060 {
+        let title = f["title"].as_str().unwrap_or_default();
+        let detail = f["detail"].as_str().unwrap_or_default();
+        let fix = f["fix"].as_str().unwrap_or_default();
+        assert!(title.contains("refused the WebSocket upgrade"), "{f:#}");
+        assert!(!title.contains("unreachable"), "{f:#}");
+        assert!(
+            detail.contains("reached over port-forward")
+                && detail.contains("refused the WebSocket upgrade on /nope with HTTP 404"),
+            "{f:#}"
+        );
+        assert!(
+            fix.contains("--path /ws") && fix.contains("--port"),
+            "{f:#}"
+        );
+        assert!(!fix.contains("listens on"), "{f:#}");
+    }
+
+    // The text summary does not claim the pods accepted anything.
+    let text = run(&lab, &[&args[..], &["--path", "/nope"]].concat()).await;
+    assert_eq!(text.code, 1, "{}\n{}", text.stdout, text.stderr);
+    assert!(
+        text.stdout
+            .contains("0/2 pods passed: 0 of 4 connections succeeded (4 failed)"),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("accepted"), "{}", text.stdout);
     lab.shutdown().await;
 }
 

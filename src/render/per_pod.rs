@@ -66,23 +66,37 @@ pub fn report(
     }
 }
 
-/// "2/2 pods accepted 10/10 connections: 20 total", with failures counted.
+/// When every pod passed, "2/2 pods accepted 10/10 connections: 20 total";
+/// otherwise how many pods passed and how many connections succeeded,
+/// "1/2 pods passed: 10 of 20 connections succeeded (10 failed)", so a run
+/// where nothing worked never reads as accepted.
 pub fn summary(probes: &[PodProbe], connect: u32) -> String {
-    let accepted = probes
+    if probes.is_empty() {
+        return "no pod was tested".to_string();
+    }
+    let passed = probes
         .iter()
         .filter(|p| p.ok == p.attempted && p.error.is_none())
         .count();
     let ok: u64 = probes.iter().map(|p| u64::from(p.ok)).sum();
+    let attempted: u64 = probes.iter().map(|p| u64::from(p.attempted)).sum();
     let failed: u64 = probes.iter().map(|p| u64::from(p.failed)).sum();
     let pods = if probes.len() == 1 { "pod" } else { "pods" };
-    let mut line = format!(
-        "{accepted}/{} {pods} accepted {connect}/{connect} connections: {ok} total",
-        probes.len()
-    );
-    if failed > 0 {
-        line.push_str(&format!(", {failed} failed"));
+    if passed == probes.len() {
+        return format!(
+            "{passed}/{} {pods} accepted {connect}/{connect} connections: {ok} total",
+            probes.len()
+        );
     }
-    line
+    let connections = if attempted == 1 {
+        "connection"
+    } else {
+        "connections"
+    };
+    format!(
+        "{passed}/{} {pods} passed: {ok} of {attempted} {connections} succeeded ({failed} failed)",
+        probes.len()
+    )
 }
 
 fn ms(p: Option<Percentiles>) -> String {
@@ -325,8 +339,31 @@ mod tests {
         let one = [probe("a", 10, 10, None), probe("b", 0, 10, Some("boom"))];
         assert_eq!(
             summary(&one, 10),
-            "1/2 pods accepted 10/10 connections: 10 total, 10 failed"
+            "1/2 pods passed: 10 of 20 connections succeeded (10 failed)"
         );
+    }
+
+    #[test]
+    fn summary_line_never_says_accepted_when_nothing_succeeded() {
+        let none = [
+            probe("a", 0, 2, Some("HTTP 404")),
+            probe("b", 0, 2, Some("HTTP 404")),
+        ];
+        let line = summary(&none, 2);
+        assert_eq!(
+            line,
+            "0/2 pods passed: 0 of 4 connections succeeded (4 failed)"
+        );
+        let partly = [probe("a", 3, 5, Some("closed")), probe("b", 5, 5, None)];
+        assert_eq!(
+            summary(&partly, 5),
+            "1/2 pods passed: 8 of 10 connections succeeded (2 failed)"
+        );
+        assert_eq!(
+            summary(&[probe("a", 0, 1, Some("boom"))], 1),
+            "0/1 pod passed: 0 of 1 connection succeeded (1 failed)"
+        );
+        assert_eq!(summary(&[], 10), "no pod was tested");
     }
 
     #[test]
