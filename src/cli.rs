@@ -95,7 +95,7 @@ pub struct GlobalArgs {
     pub verbose: u8,
 
     /// Time to wait for each API request, e.g. 5s, 1m ("0" = no timeout)
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = config::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = config::parse_request_timeout)]
     pub request_timeout: Duration,
 }
 
@@ -217,18 +217,18 @@ Examples:
   kubectl wsaffinity spread ws://websocket-dev.example.com/ --clients 10
 
   # A given URL without DNS (as curl --resolve), self-signed TLS
-  kubectl wsaffinity spread --url wss://websocket-dev.example.com/ --resolve websocket-dev.example.com:443:192.0.2.10 --insecure
+  kubectl wsaffinity spread wss://ws.example.com/ --resolve ws.example.com:443:192.0.2.10 -k
 
   # One client, 20 connections, cookies off: does the balancer spread them?
-  kubectl wsaffinity spread --url ws://websocket-dev.example.com/ --clients 1 --connect 20 --no-cookies
+  kubectl wsaffinity spread ws://ws.example.com/ --clients 1 --connect 20 --no-cookies
 
   # Clients from several local addresses (for client-address hashing)
   kubectl wsaffinity spread --url ws://127.0.0.1:8080/ --source-ip 127.0.0.2 127.0.0.3 127.0.0.4
 
   # More clients than one machine makes: the same scenario for Artillery or k6
   kubectl wsaffinity spread svc/dev-websocket-server --clients 50 --emit artillery > test.yml
-  kubectl wsaffinity spread --url wss://websocket-dev.example.com/ --emit k6 > test.js
-  kubectl wsaffinity spread --url wss://websocket-dev.example.com/ --emit k6-operator > testrun.yaml";
+  kubectl wsaffinity spread wss://ws.example.com/ --emit k6 > test.js
+  kubectl wsaffinity spread wss://ws.example.com/ --emit k6-operator > testrun.yaml";
 
 #[derive(Debug, Args)]
 pub struct SpreadArgs {
@@ -277,7 +277,7 @@ pub struct SpreadArgs {
     pub no_cookies: bool,
 
     /// Time each connection has for TCP, TLS and the WebSocket handshake, e.g. 10s
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = spread_args::positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = config::parse_positive_duration)]
     pub timeout: Duration,
 
     /// Keep every connection open this long once all are up, e.g. 30s (to watch the pods' logs)
@@ -303,8 +303,6 @@ pub enum EmitArg {
 
 /// Value parsers of `spread`: usage errors (exit 2) that name the expected form.
 pub mod spread_args {
-    use std::time::Duration;
-
     use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
     use crate::probe::url::{ResolveEntry, WsUrl, parse_header, parse_resolve};
@@ -340,14 +338,6 @@ pub mod spread_args {
     pub fn header_name(s: &str) -> Result<HeaderName, String> {
         HeaderName::from_bytes(s.trim().as_bytes())
             .map_err(|_| format!("`{s}` is not a valid header name"))
-    }
-
-    pub fn positive_duration(s: &str) -> Result<Duration, String> {
-        let d = crate::config::parse_duration(s)?;
-        if d.is_zero() {
-            return Err(format!("`{s}` must be more than 0"));
-        }
-        Ok(d)
     }
 }
 
@@ -393,7 +383,7 @@ pub struct LogsArgs {
     pub limit_bytes: u32,
 
     /// Only lines newer than this, e.g. 5m, 1h
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_positive_duration)]
     pub since: Option<Duration>,
 
     /// Log requests at once (with --follow: pods followed at once)
@@ -405,11 +395,11 @@ pub struct LogsArgs {
     pub follow: bool,
 
     /// Stop following after this long (for tests and scripts)
-    #[arg(long, hide = true, value_name = "DURATION", requires = "follow", value_parser = parse_positive_duration)]
+    #[arg(long, hide = true, value_name = "DURATION", requires = "follow", value_parser = config::parse_positive_duration)]
     pub follow_duration: Option<Duration>,
 
     /// How often the pod list is re-read while following
-    #[arg(long, hide = true, value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "2s", value_parser = config::parse_positive_duration)]
     pub poll_interval: Duration,
 }
 
@@ -463,17 +453,8 @@ pub struct PerPodArgs {
     pub hold: Duration,
 
     /// Give up on one connection's step (port-forward, handshake, echo, close) after this long
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = config::parse_positive_duration)]
     pub timeout: Duration,
-}
-
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = config::parse_duration(s)?;
-    if d.is_zero() {
-        Err("must be more than 0".to_string())
-    } else {
-        Ok(d)
-    }
 }
 
 #[derive(Debug, Args)]
@@ -754,6 +735,33 @@ mod tests {
         );
         let args: Vec<std::ffi::OsString> = ["x", "--bogus"].iter().map(Into::into).collect();
         assert!(usage_for(&args).starts_with("Usage: kubectl wsaffinity [OPTIONS] <COMMAND>"));
+    }
+
+    /// clap wraps help text at 100 columns; an example command broken over
+    /// two lines no longer runs when pasted. Every one must come out whole:
+    /// the Examples section reads the same at 100 columns as unwrapped.
+    #[test]
+    fn example_commands_are_never_wrapped() {
+        fn examples(mut cmd: clap::Command, width: usize) -> Vec<String> {
+            cmd = cmd.term_width(width).max_term_width(width);
+            cmd.build();
+            let mut out = vec![examples_of(cmd.render_long_help().to_string())];
+            for sub in cmd.get_subcommands_mut() {
+                out.push(examples_of(sub.render_long_help().to_string()));
+            }
+            out
+        }
+        fn examples_of(help: String) -> String {
+            help.split_once("Examples:")
+                .map(|(_, e)| e.to_string())
+                .unwrap_or_default()
+        }
+        let normal = examples(Cli::command(), 100);
+        let unwrapped = examples(Cli::command(), 10_000);
+        assert!(normal.iter().filter(|e| !e.is_empty()).count() >= 6);
+        for (n, u) in normal.iter().zip(&unwrapped) {
+            assert_eq!(n, u, "an example is wrapped at 100 columns");
+        }
     }
 
     #[test]

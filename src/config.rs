@@ -118,10 +118,18 @@ pub struct CheckConfig {
 
 /// Parses a kubectl-style `--request-timeout`: `0` (no timeout), a bare
 /// number of seconds, or one or more `<number><unit>` parts with units
-/// `ms`, `s`, `m`, `h` (`1m30s`, `500ms`, `1.5s`).
-pub fn parse_request_timeout(s: &str) -> Result<Option<Duration>, String> {
+/// `ms`, `s`, `m`, `h` (`1m30s`, `500ms`, `1.5s`). Zero is returned as is.
+pub fn parse_request_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| format!("{e}; 0 means no timeout"))
+}
+
+/// A duration that must be more than zero (`--timeout`).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
-    Ok(if d.is_zero() { None } else { Some(d) })
+    if d.is_zero() {
+        return Err(format!("`{s}` must be more than 0"));
+    }
+    Ok(d)
 }
 
 /// Parses `5s`, `1m`, `1h30m`, `250ms`, `1.5s` or a bare number of seconds.
@@ -129,7 +137,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let hint = || {
         format!(
-            "invalid duration `{s}`: use a number of seconds or a value like 5s, 1m, 1h30m, 500ms (0 = no timeout)"
+            "invalid duration `{s}`: use a number of seconds or a value like 5s, 1m, 1h30m, 500ms (at most a year)"
         )
     };
     if s.is_empty() {
@@ -188,45 +196,49 @@ mod tests {
 
     #[test]
     fn zero_means_no_timeout() {
-        assert_eq!(parse_request_timeout("0"), Ok(None));
-        assert_eq!(parse_request_timeout("0s"), Ok(None));
+        assert_eq!(parse_request_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_request_timeout("0s"), Ok(Duration::ZERO));
+        let err = parse_request_timeout("soon").expect_err("soon");
+        assert!(err.ends_with("; 0 means no timeout"), "{err}");
     }
 
     #[test]
     fn kubectl_durations_parse() {
-        assert_eq!(parse_request_timeout("5"), Ok(Some(Duration::from_secs(5))));
-        assert_eq!(
-            parse_request_timeout("5s"),
-            Ok(Some(Duration::from_secs(5)))
-        );
-        assert_eq!(
-            parse_request_timeout("1m"),
-            Ok(Some(Duration::from_secs(60)))
-        );
-        assert_eq!(
-            parse_request_timeout("1h30m"),
-            Ok(Some(Duration::from_secs(5400)))
-        );
-        assert_eq!(
-            parse_request_timeout("1m30s"),
-            Ok(Some(Duration::from_secs(90)))
-        );
-        assert_eq!(
-            parse_request_timeout("500ms"),
-            Ok(Some(Duration::from_millis(500)))
-        );
-        assert_eq!(
-            parse_request_timeout("1.5s"),
-            Ok(Some(Duration::from_millis(1500)))
-        );
+        for (text, want) in [
+            ("5", Duration::from_secs(5)),
+            ("5s", Duration::from_secs(5)),
+            ("1m", Duration::from_secs(60)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1m30s", Duration::from_secs(90)),
+            ("500ms", Duration::from_millis(500)),
+            ("1.5s", Duration::from_millis(1500)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
     }
 
     #[test]
     fn bad_durations_are_rejected_with_a_hint() {
-        for bad in ["", "s", "5x", "-1", "5 s", "abc", "1..2s", "m5"] {
-            let err = parse_request_timeout(bad).expect_err(bad);
+        for bad in [
+            "",
+            "s",
+            "5x",
+            "-1",
+            "5 s",
+            "abc",
+            "1..2s",
+            "m5",
+            "99999999999s",
+        ] {
+            let err = parse_duration(bad).expect_err(bad);
             assert!(err.contains("5s, 1m"), "{bad}: {err}");
+            // Said only where 0 means that (--request-timeout), not for --hold.
+            assert!(!err.contains("no timeout"), "{bad}: {err}");
         }
+        assert_eq!(
+            parse_positive_duration("0"),
+            Err("`0` must be more than 0".to_string())
+        );
     }
 
     #[test]
