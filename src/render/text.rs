@@ -28,7 +28,7 @@ pub fn write(out: &mut dyn Write, report: &Report, opts: &TextOptions) -> io::Re
     if let Some(svc) = &report.service {
         service(&mut s, &report.namespace, svc, opts);
         endpoints(&mut s, &report.endpoints, opts);
-        routes(&mut s, &report.routes, opts);
+        routes(&mut s, &report.routes, &report.skipped, opts);
         paths(&mut s, &report.paths, opts);
     }
     findings(&mut s, &report.findings, opts);
@@ -178,12 +178,25 @@ fn endpoints(s: &mut String, rows: &[EndpointRow], opts: &TextOptions) {
     table(s, &header, body, INDENT);
 }
 
-fn routes(s: &mut String, rows: &[RouteRow], opts: &TextOptions) {
+fn routes(s: &mut String, rows: &[RouteRow], skipped: &[Skipped], opts: &TextOptions) {
     heading(s, "Routes", "", opts);
+    // A kind that could not be read may hide a route: never claim "none" then.
+    let forbidden: Vec<&str> = skipped
+        .iter()
+        .filter(|k| k.reason == SkipReason::Forbidden)
+        .map(|k| k.resource.as_str())
+        .collect();
     if rows.is_empty() {
-        s.push_str(&format!(
-            "{INDENT}none: no Ingress or route points at this Service\n"
-        ));
+        if forbidden.is_empty() {
+            s.push_str(&format!(
+                "{INDENT}none: no Ingress or route points at this Service\n"
+            ));
+        } else {
+            s.push_str(&format!(
+                "{INDENT}none found, but {} could not be read (forbidden, see WSA037)\n",
+                forbidden.join(", ")
+            ));
+        }
         return;
     }
     let mut header = vec!["KIND", "NAME", "CONTROLLER", "HOSTS", "AFFINITY"];
@@ -422,6 +435,37 @@ mod tests {
         assert!(
             text.lines().all(|l| l == l.trim_end()),
             "trailing spaces:\n{text}"
+        );
+    }
+
+    #[test]
+    fn no_routes_is_none_only_when_every_kind_was_read() {
+        let mut r = sample();
+        r.routes.clear();
+        let text = render(&r, TextOptions::default());
+        assert!(
+            text.contains("none: no Ingress or route points at this Service"),
+            "{text}"
+        );
+        r.skipped = vec![
+            Skipped {
+                resource: "ingresses.networking.k8s.io".into(),
+                reason: SkipReason::Forbidden,
+                message: "forbidden".into(),
+            },
+            Skipped {
+                resource: "httproutes.gateway.networking.k8s.io".into(),
+                reason: SkipReason::NotInstalled,
+                message: "not found".into(),
+            },
+        ];
+        let text = render(&r, TextOptions::default());
+        assert!(!text.contains("none: no Ingress"), "{text}");
+        assert!(
+            text.contains(
+                "none found, but ingresses.networking.k8s.io could not be read (forbidden, see WSA037)"
+            ),
+            "{text}"
         );
     }
 
