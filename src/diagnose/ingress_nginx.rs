@@ -369,7 +369,17 @@ pub fn wsa034_timeouts(ctx: &Ctx) -> Vec<Finding> {
         let mut parts: Vec<String> = short
             .iter()
             .map(|t| {
-                if t.defaulted {
+                // A defaulted timeout is either unset or set to a value the
+                // proxy ignores; the latter must not read "is not set".
+                let unreadable = bad
+                    .iter()
+                    .any(|p| p.evidence.starts_with(&format!("{}=", t.evidence)));
+                if t.defaulted && unreadable {
+                    format!(
+                        "{} is set to a value that cannot be read, so the default of {} s applies",
+                        t.name, t.seconds
+                    )
+                } else if t.defaulted {
                     format!(
                         "{} is not set, so the default of {} s applies",
                         t.name, t.seconds
@@ -503,6 +513,25 @@ mod tests {
             ]
         );
         assert!(r.bypasses_service && r.to_cluster_ip.is_none());
+    }
+
+    #[test]
+    fn wsa034_says_set_but_unreadable_not_unset() {
+        let s = with_ingress(
+            service("web"),
+            nginx()
+                .annotation(&format!("{P}proxy-read-timeout"), "1h")
+                .annotation(&format!("{P}proxy-send-timeout"), "3600"),
+        );
+        let f = run(wsa034_timeouts, &s);
+        assert_eq!(codes(&f), vec!["WSA034"]);
+        let d = &f[0].detail;
+        assert!(
+            d.contains("proxy-read-timeout is set to a value that cannot be read, so the default of 60 s applies"),
+            "{d}"
+        );
+        assert!(!d.contains("proxy-read-timeout is not set"), "{d}");
+        assert!(d.contains("could not be read"), "{d}");
     }
 
     #[test]
