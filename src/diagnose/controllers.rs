@@ -769,10 +769,20 @@ pub fn wsa036_other_controller(ctx: &Ctx) -> Vec<Finding> {
             "correct the value named in the evidence; until then the controller uses its default"
                 .to_owned()
         };
-        out.push(finding("WSA036", parts.join("; "), evidence, fix));
+        let mut f = finding("WSA036", parts.join("; "), evidence, fix);
+        if !other {
+            // Only an unreadable value (on ingress-nginx, say): the catalog
+            // title "affinity defined by another controller" would mislead.
+            f.title = WSA036_UNREADABLE_TITLE.to_owned();
+        }
+        out.push(f);
     }
     out
 }
+
+/// WSA036's title when the finding is only about values that could not be read.
+pub const WSA036_UNREADABLE_TITLE: &str =
+    "a routing setting could not be read: the controller uses its default";
 
 /// WSA037: a routing kind could not be listed (403).
 pub fn skipped_forbidden(ctx: &Ctx) -> Vec<Finding> {
@@ -889,6 +899,7 @@ mod tests {
         assert_eq!(r.affinity, cookie("ws", None));
         let f = run(wsa036_other_controller, &snap);
         assert_eq!(codes(&f), vec!["WSA036"]);
+        assert_eq!(f[0].title, "affinity defined by another controller");
         assert!(
             f[0].detail.contains("traefik") && f[0].detail.contains("`ws`"),
             "{}",
@@ -1164,6 +1175,20 @@ mod tests {
         assert!(run(wsa036_other_controller, &dev_overlay()).is_empty());
         let snap = web_behind(ingress("web", "web").class("traefik"));
         assert!(run(wsa036_other_controller, &snap).is_empty());
+    }
+
+    #[test]
+    fn wsa036_unreadable_nginx_value_is_not_called_another_controller() {
+        let snap = web_behind(
+            ingress("web", "web")
+                .class("nginx")
+                .annotation("nginx.ingress.kubernetes.io/affinity", "cookie")
+                .annotation("nginx.ingress.kubernetes.io/session-cookie-max-age", "ten"),
+        );
+        let f = run(wsa036_other_controller, &snap);
+        assert_eq!(codes(&f), vec!["WSA036"]);
+        assert_eq!(f[0].title, WSA036_UNREADABLE_TITLE);
+        assert!(f[0].detail.contains("could not be read"), "{}", f[0].detail);
     }
 
     #[test]
