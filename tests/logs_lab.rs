@@ -172,6 +172,13 @@ async fn counts_match_the_connections_opened_to_each_pod() {
     );
     // 5 and 1: max/mean 1.67 over the threshold -> WSA064 from the engine.
     assert_eq!(codes(&report), ["WSA064"], "{report:#}");
+    // The verdict leads with what the logs measured.
+    let verdict = report["verdict"].as_str().unwrap_or_default();
+    assert!(
+        verdict.starts_with("Open connections per pod are uneven (busiest 5, mean 3.0"),
+        "{report:#}"
+    );
+    assert!(!verdict.contains("clients spread"), "{report:#}");
 
     let text = run(&lab, &[SVC]).await;
     assert_eq!(text.code, 0, "{}", text.stderr);
@@ -183,6 +190,12 @@ async fn counts_match_the_connections_opened_to_each_pod() {
         text.stdout
     );
     assert!(text.stdout.contains("WSA064"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("Verdict\n  Open connections per pod are uneven"),
+        "{}",
+        text.stdout
+    );
     let row_a = text
         .stdout
         .lines()
@@ -317,6 +330,60 @@ async fn a_custom_pattern_and_a_label_selector_work() {
     assert_eq!(active_of(&report, &b), Some(4), "{report:#}");
     assert!(report["target"].is_null(), "{report:#}");
     assert!(report["service"].is_null(), "{report:#}");
+    // No Service: no paths, and a verdict about the counts alone.
+    assert_eq!(report["paths"], serde_json::json!([]), "{report:#}");
+    assert_eq!(
+        report["verdict"],
+        "The 2 pods that logged a count hold 13 open connections in all, evenly spread (busiest 9, max/mean at most 1.5).",
+        "{report:#}"
+    );
+}
+
+/// Without a target the namespace's only Service is used: `-o json` names
+/// it, and carries its paths and the verdict `check` gives (no log finding
+/// changes it here); the text output has the same verdict after the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_report_has_the_verdict_the_paths_and_the_resolved_service() {
+    let lab = lab().await;
+    let r = run(&lab, &["-o", "json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report = r.json();
+    assert_eq!(report["target"]["kind"], "service", "{report:#}");
+    assert_eq!(
+        report["target"]["name"], "dev-websocket-server",
+        "{report:#}"
+    );
+
+    let check = support::run::<i32>(lab.kubeconfig_path(), &["check", SVC, "-o", "json"]).await;
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let check = check.json();
+    let verdict = report["verdict"].as_str().unwrap_or_default();
+    assert!(
+        verdict.starts_with("Your setup is correct for production."),
+        "{report:#}"
+    );
+    assert_eq!(report["verdict"], check["verdict"], "{report:#}");
+    assert!(
+        report["paths"].as_array().is_some_and(|p| !p.is_empty()),
+        "{report:#}"
+    );
+    assert_eq!(report["paths"], check["paths"], "{report:#}");
+
+    let text = run(&lab, &[]).await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.starts_with("POD"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("\n\nVerdict\n  Your setup is correct for production."),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("Findings  0 errors, 0 warnings, 0 notes"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -619,10 +686,11 @@ async fn follow_on_a_terminal_redraws_a_table_in_place() {
 }
 
 /// A pod with a sidecar listed first: without `-c` the container that
-/// declares the Service's targetPort (`ws`) is read; a wrong `-c` is each
-/// pod's error (exit 1), not a crash.
+/// declares the Service's targetPort (`ws`) is read; a `-c` that no pod has
+/// is a usage error (exit 2) naming the pods' containers and `-c`, once and
+/// follow alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_container_serving_the_port_is_read_and_a_wrong_one_is_reported() {
+async fn the_container_serving_the_port_is_read_and_a_wrong_one_is_a_usage_error() {
     let dev = include_str!("../lab/scenarios/dev.yaml");
     // A sidecar listed first: the reader must still pick the container that
     // declares the Service's targetPort.
@@ -643,20 +711,164 @@ async fn the_container_serving_the_port_is_read_and_a_wrong_one_is_reported() {
         "{report:#}"
     );
 
-    let r = run(&lab, &[SVC, "-c", "nope"]).await;
-    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    for pod in [&a, &b] {
-        let row = r
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(pod.as_str()))
-            .unwrap_or_default();
+    let _ = b;
+    lab.reset_counts();
+    for args in [
+        &[SVC, "-c", "nope"][..],
+        &[SVC, "-c", "nope", "-o", "json"],
+        &[SVC, "-c", "nope", "--follow", "--follow-duration", "30s"],
+    ] {
+        let r = run(&lab, args).await;
+        assert_eq!(r.code, 2, "{args:?}\n{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
         assert!(
-            row.contains("error: container nope is not valid"),
-            "{}",
-            r.stdout
+            r.stderr.contains(
+                "container `nope` is in none of the pods of svc/dev-websocket-server: all 2 have `log-shipper`, `websocket-server`. Pass one of them with -c/--container"
+            ),
+            "{args:?}: {}",
+            r.stderr
         );
     }
+    // Decided from the pod LIST: no log was asked for.
+    assert_eq!(lab.counts().get("get pods/log"), 0, "{:?}", lab.counts());
+}
+
+/// Two Deployments behind the Service, only one with a `log-shipper` sidecar.
+const ONE_WITH_SIDECAR: &str = r#"
+apiVersion: lab.wsaffinity.dev/v1
+kind: LabConfig
+namespace: websocket-app-dev
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: websocket-app-dev}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dev-websocket-server, namespace: websocket-app-dev}
+spec:
+  selector: {app: websocket-server}
+  ports:
+  - {name: ws, port: 8080, targetPort: ws, protocol: TCP}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: dev-websocket-server, namespace: websocket-app-dev}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: websocket-server, variant: sidecar}}
+  template:
+    metadata: {labels: {app: websocket-server, variant: sidecar}}
+    spec:
+      containers:
+      - name: log-shipper
+        image: busybox
+      - name: websocket-server
+        image: websocket-server
+        ports: [{name: ws, containerPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: plain-websocket-server, namespace: websocket-app-dev}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: websocket-server, variant: plain}}
+  template:
+    metadata: {labels: {app: websocket-server, variant: plain}}
+    spec:
+      containers:
+      - name: websocket-server
+        image: websocket-server
+        ports: [{name: ws, containerPort: 8080}]
+"#;
+
+/// `-c` naming a container only some pods have: each other pod's read error
+/// is shown (its row, its WSA063 note with the API's text), the others are
+/// read, and the exit code follows the findings (0: no error finding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_log_cannot_be_read_is_a_note_and_exits_0() {
+    let lab = support::start_lab(Scenario::Yaml(ONE_WITH_SIDECAR.into()), false, true).await;
+    let pods = lab.pods(NS);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let plain = pods
+        .iter()
+        .find(|p| p.starts_with("plain-"))
+        .cloned()
+        .expect("the plain pod");
+    let r = run(&lab, &[SVC, "-c", "log-shipper", "-o", "json"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    let unread: Vec<Value> = pod_logs(&report)
+        .into_iter()
+        .filter(|l| !l["error"].is_null())
+        .collect();
+    assert_eq!(unread.len(), 1, "{report:#}");
+    assert_eq!(unread[0]["pod"], plain.as_str(), "{report:#}");
+    let wsa063: Vec<&Value> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["code"] == "WSA063")
+        .collect();
+    assert_eq!(wsa063.len(), 1, "{report:#}");
+    assert!(
+        wsa063[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!(
+                "reading the log failed: container log-shipper is not valid for pod {plain}"
+            ))),
+        "{report:#}"
+    );
+
+    let text = run(&lab, &[SVC, "-c", "log-shipper"]).await;
+    assert_eq!(text.code, 0, "{}\n{}", text.stdout, text.stderr);
+    let row = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(plain.as_str()))
+        .unwrap_or_default();
+    assert!(
+        row.contains("error: container log-shipper is not valid"),
+        "{}",
+        text.stdout
+    );
+}
+
+/// Every pod deleted after its log was asked for: no log could be read at
+/// all, a connection problem (exit 2) naming the API's error once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_read_at_all_exits_2_naming_the_error() {
+    let lab = support::start_lab(Scenario::DevOverlay, false, false).await;
+    let pods = lab.pods(NS);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    // Every answer waits 500 ms, counted on arrival: once both log requests
+    // are counted, deleting the pods makes both answer 404.
+    lab.set_latency(Duration::from_millis(500));
+    let started = Instant::now();
+    let child = command(&lab, &[SVC, "-o", "json"])
+        .spawn()
+        .expect("spawn the plugin");
+    support::eventually(
+        "the plugin never asked for both logs",
+        Duration::from_secs(30),
+        || lab.counts().get("get pods/log") >= 2,
+    )
+    .await;
+    for pod in &pods {
+        lab.delete_pod(NS, pod).await;
+    }
+    let r: Run = support::wait(child, started).await;
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("no pod's log could be read ("),
+        "{}",
+        r.stderr
+    );
+    for pod in &pods {
+        assert!(r.stderr.contains(&format!("`{pod}`")), "{}", r.stderr);
+    }
+    assert!(r.stderr.contains("not found"), "{}", r.stderr);
 }
 
 /// `--since` keeps only newer lines (sinceSeconds): an older count is not used.

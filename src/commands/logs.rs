@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, bail};
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::client::{self, Kube};
@@ -49,6 +49,23 @@ pub async fn run(config: &Config, logs: &LogsConfig, out: &mut dyn Write) -> any
             found.snapshot.requested
         );
     };
+    if let Some(name) = logs.container.as_deref() {
+        let (pods_of, default) = match &logs.pods {
+            PodSelection::Target(_) => (
+                format!("the pods of {}", found.snapshot.requested),
+                "the container serving the Service's port",
+            ),
+            PodSelection::Selector(sel) => (
+                format!("the pods matching -l {sel}"),
+                "each pod's default container",
+            ),
+        };
+        if let Some(have) = containers_without(&found.snapshot.pods, name) {
+            bail!(
+                "container `{name}` is in none of {pods_of}: {have}. Pass one of them with -c/--container, or drop -c to read {default}"
+            );
+        }
+    }
     let choice = ContainerChoice::new(logs.container.as_deref(), found.snapshot.service.as_ref());
     match &logs.follow {
         Some(f) => {
@@ -80,6 +97,49 @@ pub async fn run(config: &Config, logs: &LogsConfig, out: &mut dyn Write) -> any
         }
         None => one_shot(config, logs, &kube, found, &choice, out).await,
     }
+}
+
+/// `-c NAME` that no listed pod has is a usage error (exit 2): this names the
+/// containers the pods do have ("its 2 pods have `a`, `b`"). `None` when a
+/// pod has it, or when there is no pod to compare with. (A name only some
+/// pods have is each other pod's read error.)
+fn containers_without(pods: &[Pod], name: &str) -> Option<String> {
+    let mut listed: Vec<(String, Vec<String>)> = Vec::new();
+    for pod in pods {
+        let names: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| {
+                let main = s.containers.iter().map(|c| c.name.clone());
+                let init = s.init_containers.iter().flatten().map(|c| c.name.clone());
+                let ephemeral = s
+                    .ephemeral_containers
+                    .iter()
+                    .flatten()
+                    .map(|c| c.name.clone());
+                main.chain(init).chain(ephemeral).collect::<Vec<_>>()
+            })
+            .collect();
+        if names.iter().any(|n| n == name) {
+            return None;
+        }
+        listed.push((pod.metadata.name.clone().unwrap_or_default(), names));
+    }
+    if listed.is_empty() {
+        return None;
+    }
+    // Pods of one Deployment share their containers: say them once.
+    let first = &listed[0].1;
+    let have = if listed.len() > 1 && listed.iter().all(|(_, names)| names == first) {
+        format!("all {} have {}", listed.len(), diagnose::names(first))
+    } else {
+        listed
+            .iter()
+            .map(|(pod, names)| format!("pod `{pod}` has {}", diagnose::names(names)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Some(have)
 }
 
 /// Every pod's log answered 403: a permission problem, not a finding (exit 2,
@@ -193,9 +253,9 @@ async fn one_shot(
     )
     .await;
     all_forbidden(kube, &pod_logs)?;
+    none_read(&targets, &pod_logs)?;
     let report = build_report(&found, pod_logs);
     let logs_read = report.observations.logs.as_deref().unwrap_or(&[]);
-    let failed = logs_read.iter().any(|l| l.error.is_some());
     match config.output.format {
         OutputFormat::Json | OutputFormat::Yaml => {
             render::report(out, &report, &config.output, false).context("writing the report")?
@@ -211,24 +271,70 @@ async fn one_shot(
                 color: config.output.color,
                 wide: config.output.format == OutputFormat::Wide,
             };
-            render::logs::write(
-                out,
-                logs_read,
-                &report.findings,
-                &hint,
-                &opts,
-                jiff::Timestamp::now(),
-            )
-            .context("writing the table")?
+            render::logs::write(out, logs_read, &[], &hint, &opts, jiff::Timestamp::now())
+                .context("writing the table")?;
+            // The verdict and the findings, laid out as `check` lays them out.
+            writeln!(out).context("writing the report")?;
+            let rest = Report {
+                service: None,
+                ..report.clone()
+            };
+            let text = render::text::TextOptions {
+                wide: opts.wide,
+                color: opts.color,
+                show_skipped: false,
+            };
+            render::text::write(out, &rest, &text).context("writing the report")?
         }
     }
     out.flush().context("writing the report")?;
-    // A pod whose log could not be read is remembered for the exit code.
-    Ok(report.exit_code().max(i32::from(failed)))
+    // Exit codes per DESIGN: 1 only for an error finding. A pod whose log
+    // could not be read is its WSA063 note (with the API's text); a run in
+    // which no log could be read at all has already returned exit 2.
+    Ok(report.exit_code())
 }
 
-/// The Report of a one-shot run: the logs as observations, and the findings
-/// about them (WSA063, WSA064) from the diagnose engine.
+/// No pod's log could be read (every request that was made failed): a
+/// connection problem, exit 2, naming each error once. Pods that have no log
+/// yet (Pending) are not failures; with none read, there is nothing to
+/// compare and the run goes on to say so.
+fn none_read(targets: &[LogTarget], pod_logs: &[PodLog]) -> anyhow::Result<()> {
+    let asked: Vec<&PodLog> = pod_logs
+        .iter()
+        .filter(|l| {
+            targets
+                .iter()
+                .any(|t| t.pod == l.pod && t.not_loggable.is_none())
+        })
+        .collect();
+    if asked.is_empty() || asked.iter().any(|l| l.error.is_none()) {
+        return Ok(());
+    }
+    // One entry per distinct error, with the pods that got it.
+    let mut errors: Vec<(&str, Vec<String>)> = Vec::new();
+    for l in &asked {
+        let e = l.error.as_deref().unwrap_or_default();
+        match errors.iter_mut().find(|(text, _)| *text == e) {
+            Some((_, pods)) => pods.push(l.pod.clone()),
+            None => errors.push((e, vec![l.pod.clone()])),
+        }
+    }
+    let each: Vec<String> = errors
+        .iter()
+        .map(|(e, pods)| format!("{}: {e}", diagnose::names(pods)))
+        .collect();
+    bail!(
+        "no pod's log could be read ({}). Check the pods with `kubectl get pods` and retry; -v logs each request",
+        each.join("; ")
+    )
+}
+
+/// The Report of a one-shot run: the logs as observations, the findings
+/// about them (WSA063, WSA064) and the verdict from the diagnose engine.
+/// With a Service (a target, named or the namespace's only one) also its
+/// facts, endpoints and paths, and the verdict weighs its routing too; the
+/// target names the Service it resolved to. With `-l` there is no Service:
+/// the verdict is about the counts alone.
 fn build_report(found: &Found, pod_logs: Vec<PodLog>) -> Report {
     let observations = Observations {
         logs: Some(pod_logs),
@@ -240,27 +346,52 @@ fn build_report(found: &Found, pod_logs: Vec<PodLog>) -> Report {
         .into_iter()
         .filter(|f| LOG_CODES.contains(&f.code))
         .collect();
+    let service_read = found.snapshot.service.is_some();
+    let target = found.target.clone().map(|mut t| {
+        if t.name.is_none() {
+            t.name = found
+                .snapshot
+                .service
+                .as_ref()
+                .and_then(|s| s.metadata.name.clone());
+        }
+        t
+    });
     Report {
-        target: found.target.clone(),
+        target,
         namespace: found.snapshot.namespace.clone(),
-        // The facts about the Service (none with -l); the verdict and paths
-        // of `check` are not repeated here.
-        service: found.snapshot.service.as_ref().and(engine.service),
-        endpoints: if found.snapshot.service.is_some() {
+        service: if service_read { engine.service } else { None },
+        endpoints: if service_read {
             engine.endpoints
+        } else {
+            Vec::new()
+        },
+        routes: if service_read {
+            engine.routes
+        } else {
+            Vec::new()
+        },
+        paths: if service_read {
+            engine.paths
+        } else {
+            Vec::new()
+        },
+        verdict: engine.verdict,
+        skipped: if service_read {
+            engine.skipped
         } else {
             Vec::new()
         },
         observations,
         findings,
-        ..Default::default()
     }
 }
 
 /// Runs the diagnose engine over the snapshot and the logs; the findings
 /// about the logged counts (WSA063 no line, WSA064 uneven) are kept. With
 /// `-l` there is no Service: the rules run against a stand-in named after
-/// the selector, so they see the same logs.
+/// the selector and without a spec, so they see the same logs and the
+/// verdict knows that no routing was read.
 fn diagnose_logs(snapshot: &Snapshot, observations: &Observations) -> Report {
     match &snapshot.service {
         Some(_) => diagnose::diagnose(snapshot, observations, None),
