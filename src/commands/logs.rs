@@ -522,3 +522,54 @@ async fn run_follow(
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+    fn pod(name: &str, containers: &[&str]) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: containers
+                    .iter()
+                    .map(|c| Container {
+                        name: (*c).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_container_no_pod_has_names_what_the_pods_have() {
+        let same = [pod("a", &["shipper", "ws"]), pod("b", &["shipper", "ws"])];
+        assert_eq!(
+            containers_without(&same, "nope").as_deref(),
+            Some("all 2 have `shipper`, `ws`")
+        );
+        let mixed = [pod("a", &["shipper", "ws"]), pod("b", &["ws"])];
+        assert_eq!(
+            containers_without(&mixed, "nope").as_deref(),
+            Some("pod `a` has `shipper`, `ws`; pod `b` has `ws`")
+        );
+        assert_eq!(
+            containers_without(&[pod("a", &["ws"])], "nope").as_deref(),
+            Some("pod `a` has `ws`")
+        );
+    }
+
+    #[test]
+    fn a_container_one_pod_has_or_no_pod_at_all_is_not_a_usage_error() {
+        let mixed = [pod("a", &["shipper", "ws"]), pod("b", &["ws"])];
+        assert_eq!(containers_without(&mixed, "shipper"), None);
+        assert_eq!(containers_without(&[], "nope"), None);
+    }
+}
