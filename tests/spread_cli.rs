@@ -103,6 +103,59 @@ async fn spread_cli_json_carries_observations_url() {
     }
 }
 
+/// No cluster to read: the findings still say what the test showed (all
+/// clients on one pod, WSA066), without inventing a cluster cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_cli_without_a_cluster_still_explains_what_it_saw() {
+    let servers = backends(2).await;
+    let mut proxy = haproxy(Balance::Source, &servers);
+    let url = format!("ws://websocket-dev.example.com:{}/", proxy.port);
+    let resolve = format!("websocket-dev.example.com:{}:127.0.0.1", proxy.port);
+    let args = [
+        "spread",
+        &url,
+        "--resolve",
+        &resolve,
+        "--clients",
+        "3",
+        "--connect",
+        "2",
+    ];
+    let text_out = plugin(&args).await;
+    let json_out = plugin(&[&args[..], &["-o", "json"]].concat()).await;
+    proxy.kill();
+
+    let stdout = text(&text_out.stdout);
+    assert_eq!(
+        text_out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&text_out.stderr)
+    );
+    assert!(stdout.contains("Cluster not read"), "{stdout}");
+    assert!(stdout.contains("Verdict"), "{stdout}");
+    assert!(stdout.contains("WSA066"), "{stdout}");
+    assert!(stdout.contains("the cluster was not read"), "{stdout}");
+    assert!(!stdout.contains("only one pod is ready"), "{stdout}");
+
+    assert_eq!(
+        json_out.status.code(),
+        Some(0),
+        "{}",
+        text(&json_out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("one JSON object");
+    let codes: Vec<&str> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert_eq!(codes, vec!["WSA066"], "{v}");
+    let verdict = v["verdict"].as_str().unwrap_or_default();
+    assert!(verdict.starts_with("All 3 clients"), "{verdict}");
+}
+
 #[tokio::test]
 async fn spread_cli_unreachable_url_exits_2_with_the_cause() {
     let (_reserved, port) = spread_support::refusing_port();

@@ -22,7 +22,6 @@ use crate::probe::url::derive::url_from_ingresses;
 use crate::probe::url::summary::summarize;
 use crate::probe::url::{ClientSettings, UrlOptions, WsUrl, run_clients_until};
 use crate::render;
-use crate::report::Report;
 use crate::snapshot::{Observations, Snapshot};
 use crate::target::TargetSpec;
 
@@ -122,10 +121,7 @@ pub async fn run(
     };
     let report = match &snapshot {
         Some(s) => diagnose::diagnose(s, &observations, Some(target.to_ref())),
-        None => Report {
-            observations,
-            ..Report::default()
-        },
+        None => diagnose::diagnose_observations(&observations, None),
     };
 
     match config.output.format {
@@ -142,17 +138,16 @@ pub async fn run(
                 config.output.color,
             )
             .context("writing the report")?;
-            if snapshot.is_some() {
-                writeln!(out).context("writing the report")?;
-                render::report(out, &report, &config.output, config.verbose > 0)
-                    .context("writing the report")?;
-            } else if let Some(why) = cluster_note {
+            if let (None, Some(why)) = (&snapshot, &cluster_note) {
                 writeln!(
                     out,
-                    "\n  Cluster not read ({why}): no findings. Pass TARGET and -n/--context so WSA064-WSA066 can explain the result."
+                    "\n  Cluster not read ({why}): the findings below come from the test alone. Pass TARGET and -n/--context to have their causes named."
                 )
                 .context("writing the report")?;
             }
+            writeln!(out).context("writing the report")?;
+            render::report(out, &report, &config.output, config.verbose > 0)
+                .context("writing the report")?;
         }
     }
     out.flush().context("writing the report")?;

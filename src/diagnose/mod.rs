@@ -202,6 +202,26 @@ pub fn diagnose(
     }
 }
 
+/// A URL test whose cluster could not be read: only what it observed
+/// (WSA064–WSA066, no cluster cause), and a verdict from that.
+pub fn diagnose_observations(observations: &Observations, target: Option<TargetRef>) -> Report {
+    let snapshot = Snapshot::default();
+    let ctx = Ctx::new(&snapshot, observations);
+    let mut findings: Vec<Finding> = probe::OBSERVATION_RULES
+        .iter()
+        .flat_map(|rule| rule(&ctx))
+        .collect();
+    sort_findings(&mut findings);
+    let verdict = verdict::verdict(&ctx, &findings);
+    Report {
+        target,
+        observations: observations.clone(),
+        findings,
+        verdict,
+        ..Report::default()
+    }
+}
+
 /// All findings, sorted: errors, warnings, infos; then by code.
 pub fn findings(ctx: &Ctx) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();

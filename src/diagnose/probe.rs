@@ -17,9 +17,21 @@ pub const RULES: &[Rule] = &[
     wsa062_log_did_not_rise,
     wsa063_no_active_line,
     wsa064_imbalance,
+    wsa064_url_imbalance,
     wsa065_client_on_several_pods,
     wsa066_all_clients_one_pod,
 ];
+
+/// The rules that need only what a URL test observed: `spread` runs them
+/// when the cluster could not be read, and they then name no cluster cause.
+pub const OBSERVATION_RULES: &[Rule] = &[
+    wsa064_url_imbalance,
+    wsa065_client_on_several_pods,
+    wsa066_all_clients_one_pod,
+];
+
+/// What to say instead of a cause when no Service was read.
+const NO_SNAPSHOT_CAUSE: &str = "unknown, because the cluster was not read: run spread with the Service as its target (`kubectl wsaffinity spread -n NS svc/NAME --url URL`) to have the cause named";
 
 /// max/mean above this is uneven (WSA064).
 pub const IMBALANCE_THRESHOLD: f64 = 1.5;
@@ -280,6 +292,71 @@ pub fn wsa064_imbalance(ctx: &Ctx) -> Vec<Finding> {
     )]
 }
 
+/// WSA064 for a URL test: the connections it opened are unevenly spread
+/// over the pods it reached (and, with a snapshot, the ready pods it did not).
+/// Under affinity a client, not a connection, is what gets balanced, so then
+/// each client counts once (on its first pod). All clients on one pod is
+/// WSA066's case, and one client alone proves nothing about balance.
+pub fn wsa064_url_imbalance(ctx: &Ctx) -> Vec<Finding> {
+    let Some(run) = &ctx.obs.url else {
+        return vec![];
+    };
+    if run.clients.len() < 2 {
+        return vec![];
+    }
+    let per_client = affinity_on(ctx, run.cookies).is_some();
+    let mut counts: std::collections::BTreeMap<String, u64> = ctx
+        .ready_endpoints()
+        .iter()
+        .filter_map(|e| e.pod.clone())
+        .map(|p| (p, 0))
+        .collect();
+    for c in &run.clients {
+        let pods: Vec<&String> = c.pods.iter().filter(|p| *p != "unknown").collect();
+        let counted = if per_client {
+            &pods[..pods.len().min(1)]
+        } else {
+            &pods[..]
+        };
+        for p in counted {
+            *counts.entry((*p).clone()).or_default() += 1;
+        }
+    }
+    let reached = counts.values().filter(|n| **n > 0).count();
+    let total: u64 = counts.values().sum();
+    if counts.len() < 2 || reached < 2 || total < MIN_CONNECTIONS_FOR_IMBALANCE {
+        return vec![];
+    }
+    let mean = total as f64 / counts.len() as f64;
+    let max = counts.values().copied().max().unwrap_or(0);
+    let ratio = max as f64 / mean;
+    if ratio <= IMBALANCE_THRESHOLD {
+        return vec![];
+    }
+    let unit = if per_client { "client" } else { "connection" };
+    let per_pod: Vec<String> = counts.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+    let cause = if ctx.service.is_none() {
+        NO_SNAPSHOT_CAUSE.to_owned()
+    } else {
+        likely_cause_from_snapshot(ctx)
+    };
+    vec![finding(
+        "WSA064",
+        format!(
+            "through {} the {unit}s are uneven across pods (busiest {max}, mean {mean:.1}, ratio {ratio:.1} > {IMBALANCE_THRESHOLD}): {}; likely cause: {cause}",
+            run.url,
+            per_pod.join(", ")
+        ),
+        vec![format!(
+            "url test {}: {} clients x {} connections, counted per {unit}",
+            run.url,
+            run.clients.len(),
+            run.connect
+        )],
+        "run again with more clients to tell chance from a cause; if it persists, check what the balancer hashes on (the evidence of the other findings)",
+    )]
+}
+
 fn likely_cause_from_snapshot(ctx: &Ctx) -> String {
     if let Some(r) = ctx.routes.iter().find(|r| {
         matches!(
@@ -310,6 +387,18 @@ fn likely_cause_from_snapshot(ctx: &Ctx) -> String {
 
 /// Does affinity apply to the URL test's clients?
 fn affinity_on(ctx: &Ctx, cookies: bool) -> Option<String> {
+    if ctx.service.is_none() {
+        // No routing was read: the affinity cookie the handshakes set is the
+        // only evidence, and it binds only clients that send it back.
+        let run = ctx.obs.url.as_ref()?;
+        return match &run.affinity_cookie {
+            Some(name) if cookies => Some(format!(
+                "affinity cookie `{name}` set by {} in the handshake",
+                run.url
+            )),
+            _ => None,
+        };
+    }
     if ctx.client_ip_timeout().is_some() {
         return Some(format!("{} sessionAffinity=ClientIP", ctx.svc_ref()));
     }
@@ -398,10 +487,12 @@ pub fn wsa066_all_clients_one_pod(ctx: &Ctx) -> Vec<Finding> {
         .iter()
         .filter_map(|c| c.source_ip.as_deref())
         .collect();
-    let cause = if ready <= 1 {
-        "only one pod is ready".to_owned()
-    } else if is_local_url(&run.url) {
+    let cause = if is_local_url(&run.url) && (ctx.service.is_none() || ready > 1) {
         "the URL is local, most likely a `kubectl port-forward`, which reaches one pod".to_owned()
+    } else if ctx.service.is_none() {
+        NO_SNAPSHOT_CAUSE.to_owned()
+    } else if ready <= 1 {
+        "only one pod is ready".to_owned()
     } else if let Some(r) = ctx
         .entry_routes()
         .find(|r| r.to_cluster_ip.is_some() && ctx.client_ip_timeout().is_some())
@@ -844,5 +935,108 @@ mod tests {
             ..Default::default()
         };
         assert!(run(wsa066_all_clients_one_pod, &base(), &obs).is_empty());
+    }
+    fn observed(run: UrlRun) -> Observations {
+        Observations {
+            url: Some(run),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn without_a_snapshot_wsa066_names_no_cluster_cause() {
+        let obs = observed(url(&[&["web-0"], &["web-0"], &["web-0"]], true));
+        let report = super::super::diagnose_observations(&obs, None);
+        assert_eq!(codes(&report.findings), vec!["WSA066"]);
+        let d = &report.findings[0].detail;
+        assert!(d.contains("the cluster was not read"), "{d}");
+        assert!(!d.contains("only one pod is ready"), "{d}");
+        assert!(
+            report.verdict.starts_with("All 3 clients"),
+            "{}",
+            report.verdict
+        );
+        assert_eq!(report.exit_code(), 0);
+        // A local URL is still recognised as a port-forward.
+        let mut local = url(&[&["web-0"], &["web-0"]], true);
+        local.url = "ws://127.0.0.1:8080/".into();
+        let report = super::super::diagnose_observations(&observed(local), None);
+        assert!(report.findings[0].detail.contains("port-forward"));
+    }
+
+    #[test]
+    fn without_a_snapshot_wsa065_needs_a_seen_affinity_cookie_and_cookies_on() {
+        let mut run = url(&[&["web-0", "web-1"], &["web-2", "web-2"]], true);
+        let none = super::super::diagnose_observations(&observed(run.clone()), None);
+        assert!(!codes(&none.findings).contains(&"WSA065"));
+        run.affinity_cookie = Some("SERVERID".into());
+        let f =
+            wsa065_client_on_several_pods(&Ctx::new(&Snapshot::default(), &observed(run.clone())));
+        assert_eq!(codes(&f), vec!["WSA065"]);
+        assert!(f[0].detail.contains("`SERVERID`"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("client 1: web-0, web-1"),
+            "{}",
+            f[0].detail
+        );
+        run.cookies = false;
+        assert!(
+            wsa065_client_on_several_pods(&Ctx::new(&Snapshot::default(), &observed(run)))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn wsa064_url_counts_connections_without_affinity() {
+        // 3 ready pods, no affinity: 8 connections on web-0, 1 on web-1, none on web-2.
+        let run = url(
+            &[
+                &["web-0", "web-0", "web-0", "web-0"],
+                &["web-0", "web-0", "web-0", "web-1"],
+                &["web-0"],
+            ],
+            false,
+        );
+        let f = wsa064_url_imbalance(&Ctx::new(&base(), &observed(run)));
+        assert_eq!(codes(&f), vec!["WSA064"]);
+        assert!(
+            f[0].detail.contains("connections are uneven"),
+            "{}",
+            f[0].detail
+        );
+        assert!(f[0].detail.contains("web-2: 0"), "{}", f[0].detail);
+        // Without a snapshot only the reached pods count, and no cause is named.
+        let run = url(
+            &[
+                &["web-0"; 5],
+                &["web-0", "web-0", "web-0", "web-0", "web-1"],
+            ],
+            false,
+        );
+        let f = wsa064_url_imbalance(&Ctx::new(&Snapshot::default(), &observed(run)));
+        assert_eq!(codes(&f), vec!["WSA064"]);
+        assert!(
+            f[0].detail.contains("the cluster was not read"),
+            "{}",
+            f[0].detail
+        );
+    }
+
+    #[test]
+    fn wsa064_url_counts_clients_under_affinity_and_stays_quiet_when_even() {
+        // ClientIP affinity: 2 clients with 5 connections each on 2 pods is even.
+        let snap = snapshot(service("web").client_ip(10800).build())
+            .ready_pods(2)
+            .build();
+        let run = url(&[&["web-0"; 5], &["web-1"; 5]], true);
+        assert!(wsa064_url_imbalance(&Ctx::new(&snap, &observed(run))).is_empty());
+        // Too few clients to say anything, however many connections each opened.
+        let run = url(&[&["web-0"; 10], &["web-0"; 10], &["web-1"; 1]], true);
+        assert!(wsa064_url_imbalance(&Ctx::new(&snap, &observed(run))).is_empty());
+        // All on one pod is WSA066's case; one client proves nothing.
+        let run = url(&[&["web-0"; 4], &["web-0"; 4]], false);
+        assert!(wsa064_url_imbalance(&Ctx::new(&base(), &observed(run))).is_empty());
+        let run = url(&[&["web-0"; 20]], false);
+        assert!(wsa064_url_imbalance(&Ctx::new(&base(), &observed(run))).is_empty());
     }
 }
