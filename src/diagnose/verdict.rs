@@ -50,12 +50,23 @@ pub fn verdict(ctx: &Ctx, findings: &[Finding]) -> String {
             ctx.name
         );
     }
-    let unreachable: Vec<&Finding> = findings.iter().filter(|f| f.code == "WSA060").collect();
+    let (refused, unreachable): (Vec<&Finding>, Vec<&Finding>) = findings
+        .iter()
+        .filter(|f| f.code == "WSA060")
+        .partition(|f| f.title == super::probe::WSA060_REFUSED_TITLE);
     if !unreachable.is_empty() {
         return format!(
             "{} could not be reached through port-forward, so connections sent to {} fail; see the error text (WSA060).",
             plural(unreachable.len(), "pod"),
             if unreachable.len() == 1 { "it" } else { "them" }
+        );
+    }
+    if !refused.is_empty() {
+        // The pods answered: the test asked for the wrong path or port far
+        // more often than the Service is broken.
+        return format!(
+            "{} reached over port-forward refused the WebSocket upgrade; check the path and port the test used (`--path`, `--port`) before the Service (WSA060).",
+            plural(refused.len(), "pod"),
         );
     }
     if let Some(f) = findings.iter().find(|f| f.severity == Severity::Error) {
@@ -319,6 +330,51 @@ mod tests {
             .pod(pod("web-0").ready(false).build())
             .build();
         assert!(verdict_of(&snap).contains("WSA003"));
+    }
+
+    #[test]
+    fn a_refused_upgrade_points_at_the_test_not_an_unreachable_pod() {
+        let snap = snapshot(service("web").build()).ready_pods(2).build();
+        let failed = |pod: &str, error: &str| crate::snapshot::PodProbe {
+            pod: pod.into(),
+            port: 8080,
+            ready: true,
+            attempted: 2,
+            failed: 2,
+            error: Some(error.into()),
+            ..Default::default()
+        };
+        let refused =
+            "the server refused the WebSocket upgrade on /nope with HTTP 404 Not Found: x";
+        let obs = Observations {
+            per_pod: Some(vec![failed("web-0", refused), failed("web-1", refused)]),
+            ..Default::default()
+        };
+        let v = diagnose(&snap, &obs, None).verdict;
+        assert!(
+            v.starts_with("2 pods reached over port-forward refused the WebSocket upgrade"),
+            "{v}"
+        );
+        assert!(
+            v.contains("`--path`") && !v.contains("could not be reached"),
+            "{v}"
+        );
+        // A forward that failed outright still says so, and comes first.
+        let obs = Observations {
+            per_pod: Some(vec![
+                failed("web-0", refused),
+                failed(
+                    "web-1",
+                    "error forwarding port 8080 to pod abc: connection refused",
+                ),
+            ]),
+            ..Default::default()
+        };
+        let v = diagnose(&snap, &obs, None).verdict;
+        assert!(
+            v.starts_with("1 pod could not be reached through port-forward"),
+            "{v}"
+        );
     }
 
     #[test]
