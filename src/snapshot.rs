@@ -14,7 +14,8 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct TargetRef {
     pub kind: TargetKind,
-    /// `None` when the user gave no target (the namespace's only Service is used).
+    /// With no target given, the Service it resolved to (the namespace's only
+    /// one); `None` only when none was resolved.
     pub name: Option<String>,
 }
 

@@ -102,6 +102,7 @@ async fn no_target_and_no_namespace_use_the_contexts_only_service() {
     let r = run(&lab, &["check", "-o", "json"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["service"]["name"], "dev-websocket-server");
+    assert_eq!(r.json()["target"]["name"], "dev-websocket-server");
     assert_eq!(r.json()["namespace"], DEV_NS);
     // ingress/ and deploy/ targets resolve to the same Service.
     for target in [

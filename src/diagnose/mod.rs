@@ -188,6 +188,13 @@ pub fn diagnose(
         Vec::new()
     };
     let verdict = verdict::verdict(&ctx, &findings);
+    // No target given: name the Service it resolved to (the namespace's only one).
+    let target = target.map(|mut t| {
+        if t.name.is_none() {
+            t.name = ctx.service.and_then(|s| s.metadata.name.clone());
+        }
+        t
+    });
     Report {
         target,
         namespace: snapshot.namespace.clone(),
