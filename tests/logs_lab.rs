@@ -78,24 +78,33 @@ async fn json_until(lab: &Lab, args: &[&str], done: impl Fn(&Value) -> bool) -> 
     }
 }
 
-/// One pod with a server, one whose container logs nothing, behind the Service.
-const QUIET_POD: &str = r#"
+/// The namespace and the Service `dev-websocket-server` (selecting
+/// `app: websocket-server`), then `deployments`: a scenario for the lab.
+fn behind_the_service(deployments: &str) -> Scenario {
+    Scenario::Yaml(format!(
+        r#"
 apiVersion: lab.wsaffinity.dev/v1
 kind: LabConfig
 namespace: websocket-app-dev
 ---
 apiVersion: v1
 kind: Namespace
-metadata: {name: websocket-app-dev}
+metadata: {{name: websocket-app-dev}}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: dev-websocket-server, namespace: websocket-app-dev}
+metadata: {{name: dev-websocket-server, namespace: websocket-app-dev}}
 spec:
-  selector: {app: websocket-server}
+  selector: {{app: websocket-server}}
   ports:
-  - {name: ws, port: 8080, targetPort: ws, protocol: TCP}
+  - {{name: ws, port: 8080, targetPort: ws, protocol: TCP}}
 ---
+{deployments}"#
+    ))
+}
+
+/// One pod with a server, one whose container logs nothing, behind the Service.
+const QUIET_POD: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: dev-websocket-server, namespace: websocket-app-dev}
@@ -212,7 +221,7 @@ async fn counts_match_the_connections_opened_to_each_pod() {
 async fn a_pod_without_an_active_line_is_wsa063() {
     // The companion server logs `Active connections: 0` at start, so the
     // silent pod is one whose container logs nothing (no lab process).
-    let lab = support::start_lab(Scenario::Yaml(QUIET_POD.into()), false, true).await;
+    let lab = support::start_lab(behind_the_service(QUIET_POD), false, true).await;
     let pods = lab.pods(NS);
     assert_eq!(pods.len(), 2, "{pods:?}");
     let (a, b): (Vec<String>, Vec<String>) = pods
@@ -735,22 +744,6 @@ async fn the_container_serving_the_port_is_read_and_a_wrong_one_is_a_usage_error
 
 /// Two Deployments behind the Service, only one with a `log-shipper` sidecar.
 const ONE_WITH_SIDECAR: &str = r#"
-apiVersion: lab.wsaffinity.dev/v1
-kind: LabConfig
-namespace: websocket-app-dev
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: websocket-app-dev}
----
-apiVersion: v1
-kind: Service
-metadata: {name: dev-websocket-server, namespace: websocket-app-dev}
-spec:
-  selector: {app: websocket-server}
-  ports:
-  - {name: ws, port: 8080, targetPort: ws, protocol: TCP}
----
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: dev-websocket-server, namespace: websocket-app-dev}
@@ -787,7 +780,7 @@ spec:
 /// read, and the exit code follows the findings (0: no error finding).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_whose_log_cannot_be_read_is_a_note_and_exits_0() {
-    let lab = support::start_lab(Scenario::Yaml(ONE_WITH_SIDECAR.into()), false, true).await;
+    let lab = support::start_lab(behind_the_service(ONE_WITH_SIDECAR), false, true).await;
     let pods = lab.pods(NS);
     assert_eq!(pods.len(), 2, "{pods:?}");
     let plain = pods
