@@ -160,19 +160,17 @@ impl ResolveError {
                 "no Services in namespace {namespace}. Pass the namespace with -n NAMESPACE, or a target: kubectl wsaffinity {command} svc/NAME"
             ),
             ResolveError::SeveralServices { namespace, names } => format!(
-                "namespace {namespace} has {} Services: {}. Pass one: {run} svc/{}",
+                "namespace {namespace} has {} Services: {}",
                 names.len(),
-                names.join(", "),
-                first(names)
+                pass_one(names, &run)
             ),
             ResolveError::IngressWithoutService { ingress } => format!(
                 "ingress/{ingress} sends to no Service (only resource backends). Check a Service directly: {run} svc/NAME"
             ),
             ResolveError::IngressSeveralServices { ingress, services } => format!(
-                "ingress/{ingress} sends to {} Services: {}. Pass one: {run} svc/{}",
+                "ingress/{ingress} sends to {} Services: {}",
                 services.len(),
-                services.join(", "),
-                first(services)
+                pass_one(services, &run)
             ),
             ResolveError::DeploymentWithoutService {
                 namespace,
@@ -187,10 +185,9 @@ impl ResolveError {
                 deployment,
                 services,
             } => format!(
-                "{} Services select the pods of deploy/{deployment}: {}. Pass one: {run} svc/{}",
+                "{} Services select the pods of deploy/{deployment}: {}",
                 services.len(),
-                services.join(", "),
-                first(services)
+                pass_one(services, &run)
             ),
         }
     }
@@ -204,8 +201,10 @@ impl fmt::Display for ResolveError {
 
 impl std::error::Error for ResolveError {}
 
-fn first(names: &[String]) -> &str {
-    names.first().map(String::as_str).unwrap_or("NAME")
+/// `a, b. Pass one: kubectl wsaffinity ... svc/a`
+fn pass_one(names: &[String], run: &str) -> String {
+    let first = names.first().map(String::as_str).unwrap_or("NAME");
+    format!("{}. Pass one: {run} svc/{first}", names.join(", "))
 }
 
 fn list_or_none(names: &[String]) -> String {
