@@ -68,6 +68,21 @@ pub fn write_script(kind: ScriptKind, out: &mut dyn Write) -> std::io::Result<()
     // clap_complete writes through `&mut dyn Write` and ignores write errors;
     // render into memory and write once so a closed pipe is reported.
     let mut buf = Vec::new();
+    if shell == Shell::Bash {
+        // clap_complete's bash script never completes a subcommand's flags
+        // when the binary's name has a hyphen (clap-rs/clap#6421: its loop and
+        // its case arms spell the state differently). Generate for a name
+        // without one and register the function for the real name.
+        generate(
+            shell,
+            &mut without_hidden_subcommands(Cli::command()),
+            BASH_SAFE_NAME,
+            &mut buf,
+        );
+        let script = String::from_utf8_lossy(&buf)
+            .replace(&format!(" {BASH_SAFE_NAME}\n"), &format!(" {BIN_NAME}\n"));
+        return out.write_all(script.as_bytes());
+    }
     generate(
         shell,
         &mut without_hidden_subcommands(Cli::command()),
@@ -76,6 +91,9 @@ pub fn write_script(kind: ScriptKind, out: &mut dyn Write) -> std::io::Result<()
     );
     out.write_all(&buf)
 }
+
+/// [`BIN_NAME`] without its hyphen, for the bash generator.
+const BASH_SAFE_NAME: &str = "kubectl_wsaffinity";
 
 /// The same command without hidden subcommands (`__complete`): some of
 /// clap_complete's generators list every subcommand, hidden or not.

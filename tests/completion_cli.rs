@@ -42,6 +42,60 @@ fn parse_complete(text: &str) -> (Vec<String>, String) {
     (values, directive)
 }
 
+/// What bash offers for `kubectl-wsaffinity WORDS<TAB>` with the generated
+/// script sourced: the function `complete -p` names, called as bash calls it.
+fn bash_complete(words: &[&str]) -> Vec<String> {
+    let script = stdout(&plugin(&["completion", "bash"], None));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("kubectl-wsaffinity.bash");
+    std::fs::write(&path, script).expect("write script");
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let current = words.last().copied().unwrap_or("");
+    let previous = words
+        .len()
+        .checked_sub(2)
+        .map_or("kubectl-wsaffinity", |i| words[i]);
+    let driver = format!(
+        "source '{}'\n\
+         fn=$(complete -p kubectl-wsaffinity | sed -E 's/.* -F ([^ ]+) .*/\\1/')\n\
+         COMP_WORDS=(kubectl-wsaffinity {})\n\
+         COMP_CWORD={}\n\
+         \"$fn\" kubectl-wsaffinity '{current}' '{previous}'\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        path.display(),
+        quoted.join(" "),
+        words.len(),
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &driver])
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// clap_complete's bash script completes nothing after a subcommand when the
+/// binary's name has a hyphen (clap-rs/clap#6421); ours must.
+#[test]
+fn bash_completes_subcommand_flags_and_their_values() {
+    assert_eq!(bash_complete(&["ch"]), vec!["check"]);
+    assert_eq!(bash_complete(&["check", "--exp"]), vec!["--explain"]);
+    assert_eq!(
+        bash_complete(&["spread", "--emit", ""]),
+        vec!["artillery", "k6", "k6-operator"]
+    );
+    let per_pod = bash_complete(&["per-pod", "--con"]);
+    assert!(per_pod.contains(&"--connect".to_string()), "{per_pod:?}");
+}
+
 #[test]
 fn completion_scripts_name_every_subcommand() {
     for shell in ["bash", "zsh", "fish"] {
