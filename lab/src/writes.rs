@@ -3,7 +3,10 @@
 //! write still answers 405. Answers are shaped like the API server's: 201 with
 //! the stored object (uid, resourceVersion, creationTimestamp, clusterIP
 //! filled), 409 AlreadyExists, 404 NotFound, 422 Invalid, and 200 with a
-//! `Status` of `Success` on delete. RBAC (the token rules) and `forbid(..)` are
+//! `Status` of `Success` on delete. Server-side dry run (`dryRun: All`) is read
+//! where the API server reads it: the query for create; for delete the
+//! DeleteOptions body when there is one (kubectl sends
+//! `{"propagationPolicy":"Background","dryRun":["All"]}`), else the query. RBAC (the token rules) and `forbid(..)` are
 //! checked by the router before this runs. A created Service gets its
 //! EndpointSlices and v1 Endpoints once, at creation (not refreshed later).
 
@@ -54,11 +57,17 @@ pub async fn handle(
             )));
         }
     };
-    let dry_run = q.all("dryRun").contains(&"All");
+    let query_dry_run = q.all("dryRun").contains(&"All");
     let result = if verb == "create" {
-        create(&state, &ns, &body, dry_run)
+        create(&state, &ns, &body, query_dry_run)
     } else {
-        delete(&state, &ns, p.name.as_deref().unwrap_or(""), &body, dry_run)
+        delete(
+            &state,
+            &ns,
+            p.name.as_deref().unwrap_or(""),
+            &body,
+            query_dry_run,
+        )
     };
     match result {
         Ok((status, value)) => respond::json(status, &value),
@@ -252,22 +261,33 @@ fn fill_spec_defaults(svc: &mut Value, cluster_ip: &str) {
     }
 }
 
+/// Whether DeleteOptions (the request body) ask for `dryRun: ["All"]`.
+fn options_dry_run(options: &Value) -> bool {
+    options["dryRun"]
+        .as_array()
+        .is_some_and(|values| values.iter().any(|v| v == "All"))
+}
+
 fn delete(
     state: &State,
     ns: &str,
     name: &str,
     body: &[u8],
-    dry_run: bool,
+    query_dry_run: bool,
 ) -> Result<(StatusCode, Value), ApiError> {
-    // DeleteOptions may carry preconditions (uid, resourceVersion).
-    let options: Value = if body.is_empty() {
-        Value::Null
+    // DeleteOptions may carry preconditions (uid, resourceVersion) and dryRun.
+    // As in the API server's delete handler, a non-empty body is the options
+    // and the query is then not read; without a body the query is.
+    let (options, dry_run): (Value, bool) = if body.is_empty() {
+        (Value::Null, query_dry_run)
     } else {
-        serde_json::from_slice(body).map_err(|e| {
+        let options = serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the body of the request was in an unknown format: {e}"
             ))
-        })?
+        })?;
+        let dry_run = options_dry_run(&options);
+        (options, dry_run)
     };
     let mut store = lock(&state.store);
     let Some(svc) = store.get("", "services", ns, name) else {
@@ -357,6 +377,20 @@ mod tests {
         assert!(!dns1035("Web"));
         assert!(!dns1035("a.b"));
         assert!(!dns1035(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn delete_options_body_can_ask_for_a_dry_run() {
+        assert!(options_dry_run(&json!({
+            "propagationPolicy": "Background",
+            "dryRun": ["All"]
+        })));
+        assert!(!options_dry_run(
+            &json!({"propagationPolicy": "Background"})
+        ));
+        assert!(!options_dry_run(&json!({"dryRun": []})));
+        assert!(!options_dry_run(&json!({"dryRun": "All"})));
+        assert!(!options_dry_run(&Value::Null));
     }
 
     #[test]

@@ -2,38 +2,12 @@
 
 mod common;
 
-use common::{NS, client, close, dev_lab, echo, last_active, ws_over};
+use common::{NS, client, close, dev_lab, echo, kubectl, last_active, ws_over};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ListParams, LogParams};
 use wsaffinity_lab::{Lab, LabOptions, Scenario};
-
-fn kubectl(lab: &Lab, args: &[&str]) -> Option<(bool, String)> {
-    // A private discovery cache: kubectl keys its cache by host:port, which labs reuse.
-    let cache = lab.kubeconfig_path().with_file_name("kubectl-cache");
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(lab.kubeconfig_path())
-        .arg("--cache-dir")
-        .arg(&cache)
-        .args(args)
-        .output();
-    match out {
-        Ok(out) => Some((
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )),
-        Err(e) => {
-            eprintln!("SKIP: kubectl not runnable: {e}");
-            None
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_kubectl_gets_and_reads_logs() {

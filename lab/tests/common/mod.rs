@@ -97,3 +97,31 @@ pub async fn last_active(pods: &Api<Pod>, pod: &str) -> Option<u64> {
         .find_map(|l| l.split("Active connections: ").nth(1))
         .and_then(|n| n.trim().parse().ok())
 }
+
+/// The real `kubectl` against the lab: (succeeded, stdout then stderr), or
+/// `None` (the test is skipped) when kubectl cannot be run.
+pub fn kubectl(lab: &Lab, args: &[&str]) -> Option<(bool, String)> {
+    // A private discovery cache: kubectl keys its cache by host:port, which labs reuse.
+    let cache = lab.kubeconfig_path().with_file_name("kubectl-cache");
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(lab.kubeconfig_path())
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(args)
+        .output();
+    match out {
+        Ok(out) => Some((
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )),
+        Err(e) => {
+            eprintln!("SKIP: kubectl not runnable: {e}");
+            None
+        }
+    }
+}
