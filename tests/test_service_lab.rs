@@ -338,6 +338,13 @@ async fn test_service_forbidden_create_names_the_permission() {
     assert!(run.stderr.contains("forbidden"), "{}", run.stderr);
     assert!(run.stderr.contains("`create services`"), "{}", run.stderr);
     assert!(
+        run.stderr
+            .trim_end()
+            .ends_with("apply the printed manifest"),
+        "the advice ends in a whole sentence: {}",
+        run.stderr
+    );
+    assert!(
         run.stderr.contains(&format!("in namespace {NS}")),
         "{}",
         run.stderr

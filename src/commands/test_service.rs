@@ -260,7 +260,7 @@ async fn create(kube: &Kube, svc: &Service, source: &str) -> anyhow::Result<Serv
     }
     match classify(err, c) {
         Failure::Forbidden(message) => bail!(
-            "forbidden: cannot create services in namespace {ns} ({message}). `--apply` is the only write kubectl-wsaffinity makes and needs `create services` in {ns} (and `delete services` for --delete), e.g. `kubectl create role wsaffinity-test-service --verb=create,get,delete --resource=services -n {ns}` plus a RoleBinding. Or leave out --apply and apply the printed manifest with an account that may"
+            "forbidden: cannot create services in namespace {ns} ({message}). --apply needs `create services` in {ns} (--delete needs `delete services`): `kubectl create role wsaffinity-test-service --verb=create,get,delete --resource=services -n {ns}` plus a RoleBinding. Or leave out --apply and have someone who may create Services apply the printed manifest"
         ),
         other => Err(other.fatal(c).into()),
     }
