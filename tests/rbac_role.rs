@@ -100,10 +100,8 @@ fn token_without(permission: &str) -> String {
     format!("without-{safe}")
 }
 
-/// The dev overlay as rendered by kustomize (with pod processes), the optional
-/// CRDs, its Service pointing at a GKE BackendConfig (so that kind is read
-/// too), and the tokens.
-fn scenario(permissions: &[String]) -> String {
+/// The objects of `k8s/overlays/dev`, rendered by `kubectl kustomize`.
+fn overlay() -> Vec<Value> {
     let out = std::process::Command::new("kubectl")
         .arg("kustomize")
         .arg(Path::new(REPO).join("k8s/overlays/dev"))
@@ -114,8 +112,14 @@ fn scenario(permissions: &[String]) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut docs: Vec<Value> =
-        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("overlay YAML");
+    serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("overlay YAML")
+}
+
+/// The dev overlay as rendered by kustomize (with pod processes), the optional
+/// CRDs, its Service pointing at a GKE BackendConfig (so that kind is read
+/// too), and the tokens.
+fn scenario(permissions: &[String]) -> String {
+    let mut docs = overlay();
     for doc in &mut docs {
         if doc["kind"] == "Service" {
             doc["metadata"]["annotations"]["cloud.google.com/backend-config"] =
@@ -284,6 +288,40 @@ async fn the_role_is_enough_for_every_subcommand() {
         !r.codes().contains(&"WSA037".to_string()),
         "{:?}",
         r.codes()
+    );
+
+    // test-service without --apply: prints the manifest after one `get services`.
+    lab.reset_counts();
+    let r = plugin(&lab, "role", &["test-service", SVC]).await;
+    assert_eq!(r.code, Some(0), "test-service\n{}\n{}", r.stdout, r.stderr);
+    let printed: Value = serde_saphyr::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("test-service prints YAML ({e}):\n{}", r.stdout));
+    let source = overlay()
+        .into_iter()
+        .find(|d| d["kind"] == "Service")
+        .expect("the overlay's Service");
+    assert_eq!(
+        (&printed["apiVersion"], &printed["kind"]),
+        (&json!("v1"), &json!("Service")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        printed["metadata"]["name"], "dev-websocket-server-affinity-test",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(printed["spec"]["sessionAffinity"], "None", "{}", r.stdout);
+    assert_eq!(
+        printed["spec"]["selector"], source["spec"]["selector"],
+        "{}",
+        r.stdout
+    );
+    let counts = lab.counts();
+    assert_eq!(
+        (counts.get("get services"), counts.api_total()),
+        (1, 1),
+        "print mode reads the Service and nothing else: {counts:?}"
     );
 }
 
