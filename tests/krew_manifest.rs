@@ -101,6 +101,27 @@ fn committed_manifest_passes_krew_validation() {
     assert_eq!(m["metadata"]["name"], "wsaffinity");
 }
 
+/// The lines of `spec` from `homepage:` up to `platforms:` (descriptions and
+/// caveats), which the release template must carry unchanged.
+fn spec_texts(manifest: &str) -> Vec<&str> {
+    manifest
+        .lines()
+        .skip_while(|l| !l.starts_with("  homepage:"))
+        .take_while(|l| !l.starts_with("  platforms:"))
+        .collect()
+}
+
+/// What krew-release-bot publishes on each tag comes from `.krew.yaml`: its
+/// descriptions and the permissions in its caveats must be plugin.yaml's.
+#[test]
+fn release_template_says_what_plugin_yaml_says() {
+    let read = |name: &str| std::fs::read_to_string(Path::new(REPO).join(name)).expect(name);
+    let (plugin, template) = (read("plugin.yaml"), read(".krew.yaml"));
+    let want = spec_texts(&plugin);
+    assert!(want.iter().any(|l| l.contains("caveats:")), "{want:?}");
+    assert_eq!(spec_texts(&template), want);
+}
+
 #[test]
 fn validation_rejects_what_krew_rejects() {
     let mut m = load_manifest(&Path::new(REPO).join("plugin.yaml"));
