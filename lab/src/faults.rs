@@ -1,9 +1,9 @@
 //! Fault knobs (403s, latency, port-forward errors), bearer-token permissions,
-//! and the request counters tests read.
+//! and the request counters and open-stream gauges tests read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::status::qualified_resource;
@@ -12,12 +12,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A snapshot of what the lab served.
+/// A snapshot of what the lab served, and of what it holds open right now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     /// `"list pods"`, `"get pods/log"`, `"create pods/portforward"`, `"discovery /apis"`, …
     pub requests: BTreeMap<String, u64>,
     pub log_bytes: u64,
+    /// Gauge: port-forward WebSocket streams open now, from the 101 answer
+    /// until the lab has let go of both halves of the upgraded connection.
+    pub open_port_forwards: u64,
+    /// Gauge: `follow=true` log responses still streaming (until the client
+    /// goes away, the log ends or `limitBytes` is reached).
+    pub open_log_follows: u64,
+    /// Gauge: HTTP connections to the API open now, idle keep-alive ones
+    /// included; a connection upgraded to a port-forward counts there instead.
+    pub open_connections: u64,
 }
 
 impl Counts {
@@ -42,12 +51,39 @@ impl Counts {
     pub fn log_bytes_sent(&self) -> u64 {
         self.log_bytes
     }
+
+    /// Port-forwards and log follows open now: what a client that went away
+    /// must leave at 0.
+    pub fn open_streams(&self) -> u64 {
+        self.open_port_forwards + self.open_log_follows
+    }
+}
+
+/// What an [`OpenGuard`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    PortForward,
+    LogFollow,
+    Connection,
+}
+
+/// One open stream or connection: counted while this lives.
+#[derive(Debug)]
+pub struct OpenGuard(Arc<AtomicU64>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Default)]
 pub struct Counters {
     requests: Mutex<BTreeMap<String, u64>>,
     log_bytes: AtomicU64,
+    open_port_forwards: Arc<AtomicU64>,
+    open_log_follows: Arc<AtomicU64>,
+    open_connections: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -59,13 +95,28 @@ impl Counters {
         self.log_bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// Count one open `what` until the guard is dropped.
+    pub fn open(&self, what: Open) -> OpenGuard {
+        let gauge = match what {
+            Open::PortForward => &self.open_port_forwards,
+            Open::LogFollow => &self.open_log_follows,
+            Open::Connection => &self.open_connections,
+        };
+        gauge.fetch_add(1, Ordering::SeqCst);
+        OpenGuard(gauge.clone())
+    }
+
     pub fn snapshot(&self) -> Counts {
         Counts {
             requests: lock(&self.requests).clone(),
             log_bytes: self.log_bytes.load(Ordering::Relaxed),
+            open_port_forwards: self.open_port_forwards.load(Ordering::SeqCst),
+            open_log_follows: self.open_log_follows.load(Ordering::SeqCst),
+            open_connections: self.open_connections.load(Ordering::SeqCst),
         }
     }
 
+    /// Clears the request counts and log bytes; the gauges are live and stay.
     pub fn reset(&self) {
         lock(&self.requests).clear();
         self.log_bytes.store(0, Ordering::Relaxed);
@@ -215,5 +266,30 @@ mod tests {
         c.count("discovery /api".into());
         let s = c.snapshot();
         assert_eq!((s.get("list pods"), s.total(), s.api_total()), (2, 3, 2));
+    }
+
+    #[test]
+    fn gauges_follow_their_guards_and_survive_reset() {
+        let c = Counters::default();
+        let forward = c.open(Open::PortForward);
+        let follow = c.open(Open::LogFollow);
+        let conns = [c.open(Open::Connection), c.open(Open::Connection)];
+        let s = c.snapshot();
+        assert_eq!(
+            (s.open_port_forwards, s.open_log_follows, s.open_connections),
+            (1, 1, 2)
+        );
+        assert_eq!(s.open_streams(), 2);
+        c.reset();
+        assert_eq!(c.snapshot().open_streams(), 2, "reset keeps live gauges");
+        drop(forward);
+        drop(conns);
+        let s = c.snapshot();
+        assert_eq!(
+            (s.open_port_forwards, s.open_log_follows, s.open_connections),
+            (0, 1, 0)
+        );
+        drop(follow);
+        assert_eq!(c.snapshot().open_streams(), 0);
     }
 }

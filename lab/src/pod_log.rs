@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::api::ResourcePath;
+use crate::faults::{Open, OpenGuard};
 use crate::logs::{Limiter, LogBuffer, LogQuery, render};
 use crate::query::Query;
 use crate::respond::{self, Body};
@@ -128,6 +129,7 @@ pub fn handle(state: Arc<State>, p: &ResourcePath, q: &Query) -> Response<Body> 
         return respond::text(StatusCode::OK, first);
     }
     let follow = Follow {
+        _open: state.counters.open(Open::LogFollow),
         rx: logs.subscribe(),
         logs,
         next,
@@ -155,6 +157,8 @@ struct Follow {
     limiter: Limiter,
     timestamps: bool,
     state: Arc<State>,
+    /// Counted open until the stream ends or the response body is dropped.
+    _open: OpenGuard,
 }
 
 impl Follow {

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::api::ResourcePath;
+use crate::faults::{Open, OpenGuard};
 use crate::query::Query;
 use crate::respond::{self, Body};
 use crate::state::{State, lock};
@@ -222,6 +223,8 @@ pub async fn handle(
 
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // Counted open from the 101 answer until `run` and its writer let go.
+    let open = state.counters.open(Open::PortForward);
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -231,7 +234,7 @@ pub async fn handle(
                     Some(small_buffers()),
                 )
                 .await;
-                run(state, ws, codec, targets, info).await;
+                run(state, ws, codec, targets, info, open).await;
             }
             Err(e) => tracing::debug!("port-forward upgrade failed: {e}"),
         }
@@ -260,12 +263,18 @@ async fn run<S>(
     codec: Codec,
     targets: Vec<Target>,
     pod: PodInfo,
+    open: OpenGuard,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = ws.split();
+    // The connection lives while either half does: the writer may outlast
+    // this function (its wait below is bounded), so it holds the count too.
+    let open = Arc::new(open);
+    let writer_open = open.clone();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
     let writer = tokio::spawn(async move {
+        let _open = writer_open;
         // Feed every frame that is ready, then flush once: one write for a
         // burst (the two port frames at start, a backend reply split in reads)
         // instead of a syscall per frame.
@@ -424,6 +433,8 @@ async fn run<S>(
     for t in tasks {
         t.abort();
     }
+    drop(stream);
+    drop(open);
 }
 
 /// The kubelet's frames are small; tungstenite's default 128 KiB read buffer

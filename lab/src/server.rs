@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api;
+use crate::faults::Open;
 use crate::state::State;
 
 pub async fn serve(
@@ -55,6 +56,9 @@ async fn connection<S>(io: S, state: Arc<State>, mut shutdown: watch::Receiver<b
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Until the connection ends, or is upgraded: the upgraded IO then belongs
+    // to the port-forward, which counts itself.
+    let _open = state.counters.open(Open::Connection);
     let svc = service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(api::handle(state, req).await) }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{NS, client, close, dev_lab, echo, kubectl, last_active, ws_over};
+use common::{NS, client, close, dev_lab, echo, eventually, kubectl, last_active, ws_over};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -274,8 +274,16 @@ async fn logs_options_and_follow() {
             .expect("ok"),
         "four"
     );
+    assert_eq!(lab.counts().open_log_follows, 1, "{:?}", lab.counts());
     drop(lines);
     assert!(lab.counts().log_bytes_sent() > 0);
+    // The client went away: the lab ends the follow and counts it closed.
+    eventually(
+        "the follow stayed open after the client dropped it",
+        std::time::Duration::from_secs(5),
+        || lab.counts().open_log_follows == 0,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{NS, client, close, dev_lab, echo, last_active, ws_over};
+use common::{NS, client, close, dev_lab, echo, eventually, last_active, ws_over};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -95,10 +95,17 @@ async fn twenty_concurrent_forwards_show_in_the_pod_log() {
         Some(20),
         "the pod's log read through the API shows 20 connections"
     );
+    assert_eq!(lab.counts().open_port_forwards, 20, "{:?}", lab.counts());
     for (pf, ws) in open {
         close(ws).await;
         pf.join().await.expect("forwarder ends cleanly");
     }
+    eventually(
+        "the lab still counts open port-forwards after every client closed",
+        Duration::from_secs(5),
+        || lab.counts().open_port_forwards == 0,
+    )
+    .await;
     lab.shutdown().await;
 }
 

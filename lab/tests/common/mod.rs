@@ -125,3 +125,15 @@ pub fn kubectl(lab: &Lab, args: &[&str]) -> Option<(bool, String)> {
         }
     }
 }
+
+/// Polls `check` every 50 ms until it holds; panics with `what` after `within`.
+pub async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} (waited {within:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
