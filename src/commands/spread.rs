@@ -139,11 +139,13 @@ pub async fn run(
             )
             .context("writing the report")?;
             if let (None, Some(why)) = (&snapshot, &cluster_note) {
-                writeln!(
-                    out,
-                    "\n  Cluster not read ({why}): the findings below come from the test alone. Pass TARGET and -n/--context to have their causes named."
-                )
-                .context("writing the report")?;
+                let note = format!(
+                    "Cluster not read ({why}): the findings below come from the test alone. Pass TARGET and -n/--context to have their causes named."
+                );
+                writeln!(out).context("writing the report")?;
+                for line in crate::render::table::wrap(&note, crate::render::table::WIDTH - 2) {
+                    writeln!(out, "  {line}").context("writing the report")?;
+                }
             }
             writeln!(out).context("writing the report")?;
             render::report(out, &report, &config.output, config.verbose > 0)
