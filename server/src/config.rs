@@ -51,7 +51,8 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_secs)]
     pub ping_interval: Duration,
 
-    /// Seconds a client has to complete the HTTP upgrade.
+    /// Seconds a client has to send its request (the HTTP upgrade); also how
+    /// long an idle keep-alive HTTP connection stays open.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub handshake_timeout: Duration,
 
@@ -114,7 +115,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Keepalive ping period; silence for twice this closes the connection.
     pub ping_interval: Duration,
-    /// Time a client has to finish the HTTP upgrade (also bounds plain HTTP connections).
+    /// Time a client has to send a complete request head (the HTTP upgrade);
+    /// also the idle limit of kept-alive HTTP connections and how long an
+    /// answer may sit unread. Only the first counts as a rejection.
     pub handshake_timeout: Duration,
     /// Largest message and frame accepted, in bytes.
     pub max_message_size: usize,

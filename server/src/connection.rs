@@ -13,7 +13,6 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -23,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tracing::debug;
 
-use crate::server::Shared;
+use crate::server::{Shared, StallGuard};
 
 /// Read buffer per connection. Small on purpose: it is allocated for every
 /// open connection, idle or not (tungstenite's default is 128 KiB).
@@ -71,9 +70,9 @@ pub(crate) async fn serve(
     let config = shared.websocket_config;
     // Unwrap hyper's IO back to the TCP stream: it drops hyper's 8 KiB read
     // buffer and a layer of boxing from every open connection.
-    match upgraded.downcast::<TokioIo<TcpStream>>() {
+    match upgraded.downcast::<TokioIo<StallGuard>>() {
         Ok(parts) => {
-            let stream = parts.io.into_inner();
+            let stream = parts.io.into_inner().into_inner();
             let ws = if parts.read_buf.is_empty() {
                 WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
             } else {

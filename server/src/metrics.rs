@@ -15,7 +15,9 @@ pub enum RejectReason {
     Shutdown,
     /// A malformed or unsupported upgrade request.
     BadRequest,
-    /// The client did not finish the HTTP phase within `--handshake-timeout`.
+    /// The client did not send a complete first request within
+    /// `--handshake-timeout`. Idle keep-alive connections that were served
+    /// are closed after the same time without counting.
     HandshakeTimeout,
 }
 

@@ -1,17 +1,21 @@
 //! The listener: accept loop, connection limit, shutdown and drain.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio::time::{sleep, timeout};
+use tokio::time::{Sleep, sleep, timeout};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, error, info, warn};
 
@@ -85,8 +89,14 @@ pub async fn run(
     info!("listening on {addr}");
 
     tokio::spawn(report(shared.clone()));
+    // The handshake timeout is hyper's header read timeout: it runs while a
+    // request head is awaited, from accept to the first request and again
+    // whenever a kept-alive connection goes idle, and never while a request
+    // is answered. `HttpConnection::serve` tells the two cases apart.
     let mut http = http1::Builder::new();
-    http.keep_alive(true);
+    http.keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.handshake_timeout);
 
     tokio::pin!(shutdown);
     loop {
@@ -157,41 +167,138 @@ struct HttpConnection {
 }
 
 impl HttpConnection {
-    async fn serve(mut self, http: http1::Builder, stream: TcpStream, peer: SocketAddr) {
+    async fn serve(self, http: http1::Builder, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let ctx = ConnectionContext {
             shared: self.shared.clone(),
             drain: self.drain.clone(),
             socket: Arc::new(Mutex::new(Some(self.permit))),
         };
-        let service = service_fn(move |req| route(req, ctx.clone()));
+        // Set once a whole request head has arrived: from then on this is an
+        // HTTP connection that was served, not a handshake that never came.
+        let requested = Arc::new(AtomicBool::new(false));
+        let seen = requested.clone();
+        let service = service_fn(move |req| {
+            seen.store(true, Ordering::Relaxed);
+            route(req, ctx.clone())
+        });
+        let io = StallGuard::new(stream, self.shared.config.handshake_timeout);
         let conn = http
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         tokio::pin!(conn);
-        let deadline = sleep(self.shared.config.handshake_timeout);
-        tokio::pin!(deadline);
+        let mut shutdown = self.shutdown;
         let mut graceful = false;
         loop {
             tokio::select! {
                 done = conn.as_mut() => {
-                    if let Err(e) = done {
-                        debug!(%peer, "http connection ended: {e}");
+                    match done {
+                        Ok(()) => {}
+                        Err(e) if e.is_timeout() && !requested.load(Ordering::Relaxed) => {
+                            self.shared.metrics.rejected(RejectReason::HandshakeTimeout);
+                            debug!(%peer, "dropping connection: no complete request within the handshake timeout");
+                        }
+                        Err(e) if e.is_timeout() => {
+                            debug!(%peer, "closing idle keep-alive connection");
+                        }
+                        Err(e) => debug!(%peer, "http connection ended: {e}"),
                     }
                     return;
                 }
-                _ = &mut deadline => {
-                    self.shared.metrics.rejected(RejectReason::HandshakeTimeout);
-                    debug!(%peer, "dropping connection: no upgrade within the handshake timeout");
-                    return;
-                }
-                _ = self.shutdown.wait(), if !graceful => {
+                _ = shutdown.wait(), if !graceful => {
                     // Finish the request in flight (if any), then close.
                     conn.as_mut().graceful_shutdown();
                     graceful = true;
                 }
             }
         }
+    }
+}
+
+/// The socket while it speaks HTTP. A write that makes no progress for
+/// `limit` fails with `TimedOut`, so a client that stops reading its answers
+/// cannot hold a socket (and its permit) forever; a client that reads is
+/// never cut off, however long the connection lives. On upgrade the bare
+/// stream is taken back out ([`StallGuard::into_inner`]).
+pub(crate) struct StallGuard {
+    stream: TcpStream,
+    limit: Duration,
+    /// Running while a write is blocked; cleared by any progress.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl StallGuard {
+    fn new(stream: TcpStream, limit: Duration) -> Self {
+        StallGuard {
+            stream,
+            limit,
+            stalled: None,
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> TcpStream {
+        self.stream
+    }
+
+    /// Passes on the outcome of a write: a finished write clears the stall
+    /// timer, a blocked one starts it (or fails once it has run out).
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let limit = self.limit;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(sleep(limit)));
+        ready!(stalled.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading",
+        )))
+    }
+}
+
+impl AsyncRead for StallGuard {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for StallGuard {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A TCP flush is a no-op: only writes can stall.
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

@@ -392,6 +392,117 @@ async fn a_client_that_never_finishes_the_handshake_is_dropped() {
 }
 
 #[tokio::test]
+async fn keep_alive_scrapes_that_go_idle_are_closed_without_counting_a_rejection() {
+    // A Prometheus-style scraper: one keep-alive connection, requests spread
+    // over longer than the handshake timeout, then silence.
+    let limit = Duration::from_millis(400);
+    let server = InProcess::start(Config {
+        handshake_timeout: limit,
+        ..config()
+    })
+    .await;
+    let (mut ws, _) = connect_hello(server.addr).await;
+    let mut scraper = TcpStream::connect(server.addr).await.expect("connect");
+    let started = Instant::now();
+    for path in ["/metrics", "/healthz", "/metrics", "/healthz"] {
+        let (status, response) = keep_alive_get(&mut scraper, path).await;
+        assert_eq!(
+            status, 200,
+            "{path} on the kept-alive connection: {response}"
+        );
+        tokio::time::sleep(limit * 2 / 3).await;
+    }
+    assert!(
+        started.elapsed() > limit * 2,
+        "the requests spanned the timeout"
+    );
+    // Idle now: the server may close it, but that is not a refused client.
+    closed_within(&mut scraper, limit + WAIT).await;
+    // The WebSocket that was upgraded meanwhile is untouched.
+    send_text(&mut ws, "still here").await;
+    assert_eq!(next_text(&mut ws).await, "still here");
+    let (status, body) = get(server.addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    for reason in ["handshake_timeout", "bad_request", "limit", "shutdown"] {
+        let name = format!("websocket_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(series(&body, &name), 0, "{body}");
+    }
+    drop(ws);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_clients_that_never_finish_a_request_count_as_handshake_timeouts() {
+    let limit = Duration::from_millis(300);
+    let server = InProcess::start(Config {
+        handshake_timeout: limit,
+        ..config()
+    })
+    .await;
+    let mut silent = TcpStream::connect(server.addr).await.expect("connect");
+    let mut slow = TcpStream::connect(server.addr).await.expect("connect");
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n")
+        .await
+        .expect("write half a request");
+    let mut scraper = TcpStream::connect(server.addr).await.expect("connect");
+    assert_eq!(keep_alive_get(&mut scraper, "/healthz").await.0, 200);
+    for stream in [&mut silent, &mut slow, &mut scraper] {
+        let waited = closed_within(stream, limit + Duration::from_secs(3)).await;
+        assert!(waited < limit + Duration::from_secs(3));
+    }
+    assert_eq!(
+        metric(
+            server.addr,
+            "websocket_rejected_total{reason=\"handshake_timeout\"}"
+        )
+        .await,
+        2,
+        "the silent and the slow client, not the scraper"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_responses_is_dropped_without_counting() {
+    let limit = Duration::from_millis(300);
+    let server = InProcess::start(Config {
+        handshake_timeout: limit,
+        ..config()
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(server.addr).await.expect("connect");
+    // Pipelined requests whose answers are never read: the server's writes
+    // stall, then its reads; it gives up on the socket instead of holding it.
+    let requests = "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n".repeat(256);
+    let written = timeout(WAIT, async {
+        let mut sent = 0usize;
+        while stream.write_all(requests.as_bytes()).await.is_ok() {
+            sent += 256;
+        }
+        sent
+    })
+    .await
+    .expect("the server drops a client that does not read");
+    assert!(
+        written > 256,
+        "the stall came after some answers ({written} sent)"
+    );
+    assert_eq!(
+        metric(
+            server.addr,
+            "websocket_rejected_total{reason=\"handshake_timeout\"}"
+        )
+        .await,
+        0
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn shutdown_echoes_every_accepted_message_then_closes_with_1001() {
     let mut server = InProcess::start(config()).await;
     let addr = server.addr;

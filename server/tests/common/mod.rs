@@ -408,3 +408,50 @@ pub async fn numbered_echoes(ws: Client, mark: u64, at_echo: impl FnOnce()) -> D
         close,
     }
 }
+
+/// One `GET path` on a keep-alive connection (no `Connection: close`): reads
+/// exactly one response (head plus `Content-Length` body) and leaves the
+/// connection open. Returns (status, whole response).
+pub async fn keep_alive_get(stream: &mut TcpStream, path: &str) -> (u16, String) {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .expect("write request");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = timeout(WAIT, stream.read_u8())
+            .await
+            .expect("response in time")
+            .unwrap_or_else(|e| panic!("server closed mid-response ({e}): {head:?}"));
+        head.push(byte);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head:?}"));
+    let mut body = vec![0; length];
+    timeout(WAIT, stream.read_exact(&mut body))
+        .await
+        .expect("body in time")
+        .expect("whole body");
+    (
+        status_of(&head),
+        format!("{head}{}", String::from_utf8_lossy(&body)),
+    )
+}
+
+/// Waits (bounded by `within`) for the server to close `stream`; returns how
+/// long that took. Anything the server still sends is discarded.
+pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    let mut sink = Vec::new();
+    match timeout(within, stream.read_to_end(&mut sink)).await {
+        Ok(_) => started.elapsed(),
+        Err(_) => panic!("still open after {within:?}"),
+    }
+}
