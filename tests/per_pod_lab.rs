@@ -424,6 +424,30 @@ async fn logged_active(lab: &Lab, pod: &str) -> Option<u64> {
     })
 }
 
+/// Waits (at most 5 s) until the lab's gauges show no open port-forward,
+/// log follow or API connection.
+async fn lab_holds_nothing_open(lab: &Lab) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = lab.counts();
+        if c.open_streams() == 0 && c.open_connections == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lab still holds streams or connections open after the plugin exited: \
+             {} port-forwards, {} log follows, {} API connections",
+            c.open_port_forwards,
+            c.open_log_follows,
+            c.open_connections
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ctrl-C mid-hold: exit 130, and nothing is left open on either side: the
+/// lab's gauges (port-forwards, log follows, API connections) and the pods'
+/// servers' logged `Active connections` both come back to 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_closes_every_connection_before_exiting() {
     let lab = lab(Scenario::DevOverlay).await;
@@ -452,6 +476,12 @@ async fn ctrl_c_closes_every_connection_before_exiting() {
         assert!(Instant::now() < deadline, "connections never opened");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The lab serves them as port-forwards, one per connection.
+    let before = lab.counts();
+    assert!(
+        before.open_port_forwards >= 5 * pods.len() as u64,
+        "the lab should count the held port-forwards: {before:?}"
+    );
     let interrupted = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -465,7 +495,10 @@ async fn ctrl_c_closes_every_connection_before_exiting() {
     assert!(exit_took < Duration::from_secs(10), "took {exit_took:?}");
     assert!(run.stdout.contains("interrupted"), "{}", run.stdout);
 
-    // Every connection was closed: the servers count back down to 0.
+    // Every connection was closed. The lab's side: no port-forward, log
+    // stream or API connection of the plugin's is still open.
+    lab_holds_nothing_open(&lab).await;
+    // The servers' side: they count back down to 0.
     for p in &pods {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
