@@ -71,6 +71,54 @@ fn lab_port(lab: &Lab) -> u16 {
         .unwrap_or_else(|| panic!("no port in {}", lab.server_url()))
 }
 
+/// Waits (at most 5 s) until the lab's gauges show no open port-forward,
+/// log follow or API connection: its side of "nothing left open".
+async fn lab_holds_nothing_open(lab: &Lab) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = lab.counts();
+        if c.open_streams() == 0 && c.open_connections == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lab still holds streams or connections open after the plugin exited: \
+             {} port-forwards, {} log follows, {} API connections",
+            c.open_port_forwards,
+            c.open_log_follows,
+            c.open_connections
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The last `Active connections: N` a pod's server logged, read through the
+/// lab's log API.
+async fn logged_active(lab: &Lab, pod: &str) -> Option<u64> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, LogParams};
+    let kc = kube::config::Kubeconfig::read_from(lab.kubeconfig_path()).ok()?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .ok()?;
+    let client = kube::Client::try_from(config).ok()?;
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let text = pods
+        .logs(
+            pod,
+            &LogParams {
+                tail_lines: Some(200),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .ok()?;
+    text.lines().rev().find_map(|l| {
+        let (_, n) = l.split_once("Active connections: ")?;
+        n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    })
+}
+
 // ---------------------------------------------------------------------------
 // An unreachable or slow API
 // ---------------------------------------------------------------------------
@@ -251,17 +299,18 @@ async fn a_pod_deleted_between_listing_and_forwarding_is_reported_and_the_other_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_logs_follow_exits_and_leaves_no_stream_open() {
     let lab = lab(false, true).await;
+    let pods = lab.pods(NS).len() as u64;
     let port = lab_port(&lab);
     let idle = established_on(port);
     let started = Instant::now();
     let child = command(lab.kubeconfig_path(), &["logs", SVC, "-n", NS, "--follow"])
         .spawn()
         .expect("spawn the plugin");
-    // Both pods' logs are being followed.
+    // Both pods' logs are being followed: the lab streams one follow per pod.
     eventually(
         "the plugin never followed both logs",
         Duration::from_secs(20),
-        || lab.counts().get("get pods/log") >= 2,
+        || lab.counts().open_log_follows >= pods,
     )
     .await;
     eventually(
@@ -281,16 +330,19 @@ async fn ctrl_c_during_logs_follow_exits_and_leaves_no_stream_open() {
     );
     assert!(matches!(r.code, Some(0) | Some(130)), "{}", r.all());
     assert!(!r.stderr.contains("panicked"), "{}", r.all());
+    // The plugin's sockets are gone, and the lab has ended every follow
+    // stream and closed every connection on its side.
     eventually(
         "connections to the API stayed open after the plugin exited",
         Duration::from_secs(5),
         || established_on(port) <= idle,
     )
     .await;
+    lab_holds_nothing_open(&lab).await;
     lab.shutdown().await;
 }
 
-/// `websocket_active_connections` of an in-process server.
+/// `websocket_active_connections` from a `websocket-server`'s `/metrics`.
 async fn active(addr: SocketAddr) -> u64 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
@@ -314,27 +366,26 @@ async fn active(addr: SocketAddr) -> u64 {
         .unwrap_or_else(|| panic!("no websocket_active_connections in {body}"))
 }
 
+/// Ctrl-C mid-hold of `spread` with the lab as the cluster and one lab pod's
+/// real server as the URL: exit 130 after closing every connection, and
+/// nothing is left open on either side: the lab's gauges (port-forwards, log
+/// follows, API connections) and the servers' metrics and logged `Active
+/// connections` all come back to 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_spread_leaves_no_connection_open() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(websocket_server::run(
-        listener,
-        websocket_server::Config::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let lab = lab(false, true).await;
+    let pods = lab.pods(NS);
+    let pod = pods.first().expect("a pod").clone();
+    let addr = lab.pod_backend(NS, &pod).expect("the pod's server");
     let url = format!("ws://{addr}/");
     let started = Instant::now();
-    let dir = tempfile::tempdir().expect("temp dir");
     let child = command(
-        &dir.path().join("no-kubeconfig"),
+        lab.kubeconfig_path(),
         &[
             "spread",
+            SVC,
+            "-n",
+            NS,
             "--url",
             &url,
             "--clients",
@@ -348,13 +399,14 @@ async fn ctrl_c_during_spread_leaves_no_connection_open() {
     .spawn()
     .expect("spawn the plugin");
 
+    // The server holds all 6, by its metrics and by its log.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while active(addr).await < 6 {
+    while active(addr).await < 6 || logged_active(&lab, &pod).await != Some(6) {
         assert!(
             Instant::now() < deadline,
-            "spread never opened 6 connections"
+            "spread never held 6 connections on {pod}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let interrupted = Instant::now();
     interrupt(&child);
@@ -374,20 +426,27 @@ async fn ctrl_c_during_spread_leaves_no_connection_open() {
         r.all()
     );
     assert!(!r.stderr.contains("panicked"), "{}", r.all());
+
+    // The lab's side first (the log reads below open API connections of their own).
+    lab_holds_nothing_open(&lab).await;
+    // The servers' side: metrics and logged counts back to 0.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let n = active(addr).await;
-        if n == 0 {
+        let mut logged = Vec::new();
+        for p in &pods {
+            logged.push(logged_active(&lab, p).await);
+        }
+        if n == 0 && logged.iter().all(|l| *l == Some(0)) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{n} connections open after Ctrl-C"
+            "after Ctrl-C {pod} still has {n} connections; the pods log {logged:?} ({pods:?})"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    lab.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------
