@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spread_support::{Backend, backends, free_port, self_signed_pem};
+use spread_support::{Backend, backend, backends, free_port, self_signed_pem};
 
 const ARTILLERY_PACKAGE: &str = "artillery@2.0.21";
 const HOST: &str = "websocket-dev.example.com";
@@ -213,6 +213,34 @@ fn emit(args: &[&str]) -> String {
     support::spread_without_cluster(&[args, &["--emit", "artillery"]].concat())
 }
 
+/// [`emit`], with what it wrote on stderr.
+fn emit_with_stderr(args: &[&str]) -> (String, String) {
+    let out = Command::new(support::BIN)
+        .arg("spread")
+        .args(args)
+        .args(["--emit", "artillery"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kubectl-wsaffinity");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    (String::from_utf8(out.stdout).expect("UTF-8"), stderr)
+}
+
+/// The pods the virtual users logged (`landed on pod X`), sorted.
+fn landed(run: &ArtilleryRun) -> Vec<String> {
+    let mut v: Vec<String> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("landed on pod "))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
 struct ArtilleryRun {
     report: Value,
     stdout: String,
@@ -335,7 +363,7 @@ async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
     );
     assert_eq!(doc["scenarios"][0]["engine"], "ws");
     assert_eq!(
-        doc["scenarios"][0]["flow"][0]["wait"]["capture"]["json"],
+        doc["scenarios"][0]["flow"][0]["send"]["capture"]["json"],
         "$.pod"
     );
 
@@ -423,4 +451,86 @@ async fn emitted_artillery_scenario_over_tls_connects_to_the_resolved_address_as
     assert_all_completed(&run, 4);
     drop(proxy);
     drop(servers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_artillery_scenario_passes_against_a_server_that_sends_no_hello() {
+    let bin = artillery();
+    // `websocket-server --no-hello`: a pure echo server.
+    let quiet = backend("quiet-0", false).await;
+    let url = format!("ws://{}/", quiet.addr);
+    let scenario = emit(&["--url", url.as_str(), "--clients", "1", "--connect", "2"]);
+    let run = artillery_run(&bin, &scenario, &[]).await;
+    // No `response timeout`: the capture reads the echo of the probe.
+    assert_all_completed(&run, 2);
+    assert_eq!(landed(&run), ["unknown", "unknown"], "{}", run.stdout);
+    drop(quiet);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_artillery_scenario_captures_the_hello_pod_where_a_server_sends_one() {
+    let bin = artillery();
+    // Roundrobin over a server that says hello and one that does not.
+    let servers = vec![backend("ws-0", true).await, backend("quiet-1", false).await];
+    let proxy = haproxy_requiring_headers(&servers, None);
+    let url = format!("ws://{HOST}:{}/", proxy.port);
+    let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
+    let scenario = emit(&[
+        "--url",
+        url.as_str(),
+        "--resolve",
+        resolve.as_str(),
+        "--clients",
+        "2",
+        "--connect",
+        "2",
+        "-H",
+        "X-Test: yes",
+    ]);
+    let run = artillery_run(&bin, &scenario, &[]).await;
+    assert_all_completed(&run, 4);
+    // The hello server's connections carry its pod; the others the probe's.
+    assert_eq!(
+        landed(&run),
+        ["unknown", "unknown", "ws-0", "ws-0"],
+        "{}",
+        run.stdout
+    );
+    // One message read per connection: after a hello, the echo is not read
+    // by the capture again (that would crash Artillery's worker).
+    assert_eq!(run.counter("websocket.messages_received"), 4);
+    drop(proxy);
+    drop(servers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artillery_export_warns_on_stderr_that_cookie_affinity_is_not_reproduced() {
+    let bin = artillery();
+    let quiet = backend("quiet-0", false).await;
+    let url = format!("ws://{}/", quiet.addr);
+    let args = ["--url", url.as_str(), "--clients", "2", "--connect", "3"];
+
+    let (scenario, stderr) = emit_with_stderr(&args);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("warning: --emit artillery: "),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("keeps no cookies"), "{stderr}");
+    assert!(lines[0].contains("2 clients x 3 connections"), "{stderr}");
+    assert!(lines[0].contains("--emit k6"), "{stderr}");
+    // stdout is only the file, and Artillery runs it.
+    assert!(!scenario.contains("warning:"), "{scenario}");
+    let run = artillery_run(&bin, &scenario, &[]).await;
+    assert_all_completed(&run, 6);
+
+    // Nothing to warn about: no cookies asked for, or one connection per client.
+    let (no_cookies, stderr) = emit_with_stderr(&[&args[..], &["--no-cookies"]].concat());
+    assert_eq!(stderr, "");
+    assert!(no_cookies.contains("arrivalCount: 6"), "{no_cookies}");
+    let (_, stderr) =
+        emit_with_stderr(&["--url", url.as_str(), "--clients", "6", "--connect", "1"]);
+    assert_eq!(stderr, "");
+    drop(quiet);
 }

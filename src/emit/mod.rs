@@ -2,9 +2,11 @@
 //! M connections, the hello's `pod` field) for load-testing tools that run at
 //! scale — an Artillery scenario, a k6 script, a k6-operator `TestRun`.
 //!
-//! Pure generators: options in, text out. Nothing here connects or prints.
-//! What a tool cannot do the way `spread` does (cookies in Artillery,
-//! `--source-ip`) is said in the file's leading comment.
+//! Generators: options in, text out. Nothing here connects; the only output
+//! is [`render`] writing [`warnings`] to stderr, so a redirected stdout holds
+//! just the file. What a tool cannot do the way `spread` does (cookies in
+//! Artillery, `--source-ip`) is said in the file's leading comment, and what
+//! changes the test itself (cookie affinity in Artillery) also on stderr.
 
 pub mod artillery;
 pub mod k6;
@@ -26,12 +28,25 @@ pub enum Format {
 pub const K6_NAME: &str = "wsaffinity-spread";
 
 /// The file for `format`, from the validated `spread` options. `namespace`
-/// (`-n`) goes into the TestRun manifest and its instructions.
+/// (`-n`) goes into the TestRun manifest and its instructions. Each of
+/// [`warnings`] is printed on stderr as `warning: ...`.
 pub fn render(format: Format, opts: &UrlOptions, namespace: Option<&str>) -> String {
+    for w in warnings(format, opts) {
+        eprintln!("warning: {w}");
+    }
     match format {
         Format::Artillery => artillery::scenario(opts),
         Format::K6 => k6::script(opts),
         Format::K6Operator => k6::test_run(opts, namespace),
+    }
+}
+
+/// One-line warnings about what the file for `format` does differently
+/// from `spread` with the same options (for stderr, not the file).
+pub fn warnings(format: Format, opts: &UrlOptions) -> Vec<String> {
+    match format {
+        Format::Artillery => artillery::warnings(opts),
+        Format::K6 | Format::K6Operator => Vec::new(),
     }
 }
 
