@@ -174,11 +174,11 @@ async fn emit(
             url_from_ingresses(&snap).map_err(anyhow::Error::msg)?.url
         }
     };
-    let text = crate::emit::render(
-        format,
-        &spread.options(url),
-        config.kube.namespace.as_deref(),
-    );
+    let opts = spread.options(url);
+    for warning in crate::emit::warnings(format, &opts) {
+        eprintln!("warning: {warning}");
+    }
+    let text = crate::emit::render(format, &opts, config.kube.namespace.as_deref());
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .context("writing the script")?;

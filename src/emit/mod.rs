@@ -2,11 +2,11 @@
 //! M connections, the hello's `pod` field) for load-testing tools that run at
 //! scale — an Artillery scenario, a k6 script, a k6-operator `TestRun`.
 //!
-//! Generators: options in, text out. Nothing here connects; the only output
-//! is [`render`] writing [`warnings`] to stderr, so a redirected stdout holds
-//! just the file. What a tool cannot do the way `spread` does (cookies in
-//! Artillery, `--source-ip`) is said in the file's leading comment, and what
-//! changes the test itself (cookie affinity in Artillery) also on stderr.
+//! Generators: options in, text out; nothing here connects or prints. What a
+//! tool cannot do the way `spread` does (cookies in Artillery, `--source-ip`)
+//! is said in the file's leading comment, and what changes the test itself
+//! (cookie affinity in Artillery) is also in [`warnings`], which the caller
+//! prints on stderr so a redirected stdout holds just the file.
 
 pub mod artillery;
 pub mod k6;
@@ -28,12 +28,8 @@ pub enum Format {
 pub const K6_NAME: &str = "wsaffinity-spread";
 
 /// The file for `format`, from the validated `spread` options. `namespace`
-/// (`-n`) goes into the TestRun manifest and its instructions. Each of
-/// [`warnings`] is printed on stderr as `warning: ...`.
+/// (`-n`) goes into the TestRun manifest and its instructions.
 pub fn render(format: Format, opts: &UrlOptions, namespace: Option<&str>) -> String {
-    for w in warnings(format, opts) {
-        eprintln!("warning: {w}");
-    }
     match format {
         Format::Artillery => artillery::scenario(opts),
         Format::K6 => k6::script(opts),
