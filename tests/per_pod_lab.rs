@@ -289,7 +289,11 @@ async fn pod_killed_mid_test_is_reported_failed_within_the_timeout() {
     .expect("spawn the plugin");
     // Kill the first pod while the test holds its connections open.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while logged_active(&lab, &pods[0]).await.unwrap_or(0) < 5 {
+    while support::logged_active(&lab, NS, &pods[0])
+        .await
+        .unwrap_or(0)
+        < 5
+    {
         assert!(Instant::now() < deadline, "connections never opened");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -398,53 +402,6 @@ async fn server_without_hello_gives_identity_none() {
     lab.shutdown().await;
 }
 
-/// The last `Active connections: N` in a pod's log, read with kube-rs.
-async fn logged_active(lab: &Lab, pod: &str) -> Option<u64> {
-    use k8s_openapi::api::core::v1::Pod;
-    use kube::api::{Api, LogParams};
-    let kc = kube::config::Kubeconfig::read_from(lab.kubeconfig_path()).ok()?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .ok()?;
-    let client = kube::Client::try_from(config).ok()?;
-    let pods: Api<Pod> = Api::namespaced(client, NS);
-    let text = pods
-        .logs(
-            pod,
-            &LogParams {
-                tail_lines: Some(200),
-                ..LogParams::default()
-            },
-        )
-        .await
-        .ok()?;
-    text.lines().rev().find_map(|l| {
-        let (_, n) = l.split_once("Active connections: ")?;
-        n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-    })
-}
-
-/// Waits (at most 5 s) until the lab's gauges show no open port-forward,
-/// log follow or API connection.
-async fn lab_holds_nothing_open(lab: &Lab) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let c = lab.counts();
-        if c.open_streams() == 0 && c.open_connections == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the lab still holds streams or connections open after the plugin exited: \
-             {} port-forwards, {} log follows, {} API connections",
-            c.open_port_forwards,
-            c.open_log_follows,
-            c.open_connections
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Ctrl-C mid-hold: exit 130, and nothing is left open on either side: the
 /// lab's gauges (port-forwards, log follows, API connections) and the pods'
 /// servers' logged `Active connections` both come back to 0.
@@ -466,7 +423,7 @@ async fn ctrl_c_closes_every_connection_before_exiting() {
     loop {
         let mut held = 0;
         for p in &pods {
-            if logged_active(&lab, p).await.unwrap_or(0) >= 5 {
+            if support::logged_active(&lab, NS, p).await.unwrap_or(0) >= 5 {
                 held += 1;
             }
         }
@@ -497,12 +454,12 @@ async fn ctrl_c_closes_every_connection_before_exiting() {
 
     // Every connection was closed. The lab's side: no port-forward, log
     // stream or API connection of the plugin's is still open.
-    lab_holds_nothing_open(&lab).await;
+    support::lab_holds_nothing_open(&lab).await;
     // The servers' side: they count back down to 0.
     for p in &pods {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let n = logged_active(&lab, p).await;
+            let n = support::logged_active(&lab, NS, p).await;
             if n == Some(0) {
                 break;
             }

@@ -71,54 +71,6 @@ fn lab_port(lab: &Lab) -> u16 {
         .unwrap_or_else(|| panic!("no port in {}", lab.server_url()))
 }
 
-/// Waits (at most 5 s) until the lab's gauges show no open port-forward,
-/// log follow or API connection: its side of "nothing left open".
-async fn lab_holds_nothing_open(lab: &Lab) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let c = lab.counts();
-        if c.open_streams() == 0 && c.open_connections == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the lab still holds streams or connections open after the plugin exited: \
-             {} port-forwards, {} log follows, {} API connections",
-            c.open_port_forwards,
-            c.open_log_follows,
-            c.open_connections
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The last `Active connections: N` a pod's server logged, read through the
-/// lab's log API.
-async fn logged_active(lab: &Lab, pod: &str) -> Option<u64> {
-    use k8s_openapi::api::core::v1::Pod;
-    use kube::api::{Api, LogParams};
-    let kc = kube::config::Kubeconfig::read_from(lab.kubeconfig_path()).ok()?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .ok()?;
-    let client = kube::Client::try_from(config).ok()?;
-    let pods: Api<Pod> = Api::namespaced(client, NS);
-    let text = pods
-        .logs(
-            pod,
-            &LogParams {
-                tail_lines: Some(200),
-                ..LogParams::default()
-            },
-        )
-        .await
-        .ok()?;
-    text.lines().rev().find_map(|l| {
-        let (_, n) = l.split_once("Active connections: ")?;
-        n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-    })
-}
-
 // ---------------------------------------------------------------------------
 // An unreachable or slow API
 // ---------------------------------------------------------------------------
@@ -338,7 +290,7 @@ async fn ctrl_c_during_logs_follow_exits_and_leaves_no_stream_open() {
         || established_on(port) <= idle,
     )
     .await;
-    lab_holds_nothing_open(&lab).await;
+    support::lab_holds_nothing_open(&lab).await;
     lab.shutdown().await;
 }
 
@@ -401,7 +353,7 @@ async fn ctrl_c_during_spread_leaves_no_connection_open() {
 
     // The server holds all 6, by its metrics and by its log.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while active(addr).await < 6 || logged_active(&lab, &pod).await != Some(6) {
+    while active(addr).await < 6 || support::logged_active(&lab, NS, &pod).await != Some(6) {
         assert!(
             Instant::now() < deadline,
             "spread never held 6 connections on {pod}"
@@ -428,14 +380,14 @@ async fn ctrl_c_during_spread_leaves_no_connection_open() {
     assert!(!r.stderr.contains("panicked"), "{}", r.all());
 
     // The lab's side first (the log reads below open API connections of their own).
-    lab_holds_nothing_open(&lab).await;
+    support::lab_holds_nothing_open(&lab).await;
     // The servers' side: metrics and logged counts back to 0.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let n = active(addr).await;
         let mut logged = Vec::new();
         for p in &pods {
-            logged.push(logged_active(&lab, p).await);
+            logged.push(support::logged_active(&lab, NS, p).await);
         }
         if n == 0 && logged.iter().all(|l| *l == Some(0)) {
             break;

@@ -208,3 +208,50 @@ pub fn run_offline(args: &[&str]) -> Output {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Waits (at most 5 s) until the lab's gauges show no open port-forward,
+/// log follow or API connection: its side of "nothing left open".
+pub async fn lab_holds_nothing_open(lab: &Lab) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = lab.counts();
+        if c.open_streams() == 0 && c.open_connections == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lab still holds streams or connections open after the plugin exited: \
+             {} port-forwards, {} log follows, {} API connections",
+            c.open_port_forwards,
+            c.open_log_follows,
+            c.open_connections
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The last `Active connections: N` in pod `ns/pod`'s log, read with kube-rs.
+pub async fn logged_active(lab: &Lab, ns: &str, pod: &str) -> Option<u64> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, LogParams};
+    let kc = kube::config::Kubeconfig::read_from(lab.kubeconfig_path()).ok()?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .ok()?;
+    let client = kube::Client::try_from(config).ok()?;
+    let pods: Api<Pod> = Api::namespaced(client, ns);
+    let text = pods
+        .logs(
+            pod,
+            &LogParams {
+                tail_lines: Some(200),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .ok()?;
+    text.lines().rev().find_map(|l| {
+        let (_, n) = l.split_once("Active connections: ")?;
+        n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    })
+}
