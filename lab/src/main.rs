@@ -116,7 +116,7 @@ async fn demo(keep: bool) -> anyhow::Result<()> {
         println!("\nTry (in another terminal, after the export above):");
     } else {
         println!(
-            "\nThe demo runs these, then stops the lab; `wsaffinity-lab demo --keep` keeps it up to try them yourself:"
+            "\nTo try (the demo runs the three `kubectl wsaffinity` ones, then stops the lab; `wsaffinity-lab demo --keep` keeps it up):"
         );
     }
     println!("  kubectl get svc,pods,endpointslices,ingress");
