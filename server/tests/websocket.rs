@@ -362,13 +362,27 @@ async fn malformed_and_plain_requests_get_4xx() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_client_that_never_finishes_the_handshake_is_dropped() {
-    let server = InProcess::start(Config {
-        handshake_timeout: Duration::from_millis(300),
+/// A server whose handshake timeout is `limit`.
+async fn with_handshake_timeout(limit: Duration) -> InProcess {
+    InProcess::start(Config {
+        handshake_timeout: limit,
         ..config()
     })
-    .await;
+    .await
+}
+
+/// Connections the server refused for not finishing a request in time.
+async fn handshake_timeouts(addr: std::net::SocketAddr) -> u64 {
+    metric(
+        addr,
+        "websocket_rejected_total{reason=\"handshake_timeout\"}",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_handshake_is_dropped() {
+    let server = with_handshake_timeout(Duration::from_millis(300)).await;
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     stream
         .write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n")
@@ -380,14 +394,7 @@ async fn a_client_that_never_finishes_the_handshake_is_dropped() {
         .await
         .expect("dropped within the timeout");
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(
-        metric(
-            server.addr,
-            "websocket_rejected_total{reason=\"handshake_timeout\"}"
-        )
-        .await,
-        1
-    );
+    assert_eq!(handshake_timeouts(server.addr).await, 1);
     server.shutdown().await;
 }
 
@@ -396,11 +403,7 @@ async fn keep_alive_scrapes_that_go_idle_are_closed_without_counting_a_rejection
     // A Prometheus-style scraper: one keep-alive connection, requests spread
     // over longer than the handshake timeout, then silence.
     let limit = Duration::from_millis(400);
-    let server = InProcess::start(Config {
-        handshake_timeout: limit,
-        ..config()
-    })
-    .await;
+    let server = with_handshake_timeout(limit).await;
     let (mut ws, _) = connect_hello(server.addr).await;
     let mut scraper = TcpStream::connect(server.addr).await.expect("connect");
     let started = Instant::now();
@@ -434,11 +437,7 @@ async fn keep_alive_scrapes_that_go_idle_are_closed_without_counting_a_rejection
 #[tokio::test]
 async fn only_clients_that_never_finish_a_request_count_as_handshake_timeouts() {
     let limit = Duration::from_millis(300);
-    let server = InProcess::start(Config {
-        handshake_timeout: limit,
-        ..config()
-    })
-    .await;
+    let server = with_handshake_timeout(limit).await;
     let mut silent = TcpStream::connect(server.addr).await.expect("connect");
     let mut slow = TcpStream::connect(server.addr).await.expect("connect");
     slow.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n")
@@ -451,11 +450,7 @@ async fn only_clients_that_never_finish_a_request_count_as_handshake_timeouts() 
         assert!(waited < limit + Duration::from_secs(3));
     }
     assert_eq!(
-        metric(
-            server.addr,
-            "websocket_rejected_total{reason=\"handshake_timeout\"}"
-        )
-        .await,
+        handshake_timeouts(server.addr).await,
         2,
         "the silent and the slow client, not the scraper"
     );
@@ -465,11 +460,7 @@ async fn only_clients_that_never_finish_a_request_count_as_handshake_timeouts() 
 #[tokio::test]
 async fn a_client_that_stops_reading_responses_is_dropped_without_counting() {
     let limit = Duration::from_millis(300);
-    let server = InProcess::start(Config {
-        handshake_timeout: limit,
-        ..config()
-    })
-    .await;
+    let server = with_handshake_timeout(limit).await;
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
         .set_recv_buffer_size(4096)
@@ -491,14 +482,7 @@ async fn a_client_that_stops_reading_responses_is_dropped_without_counting() {
         written > 256,
         "the stall came after some answers ({written} sent)"
     );
-    assert_eq!(
-        metric(
-            server.addr,
-            "websocket_rejected_total{reason=\"handshake_timeout\"}"
-        )
-        .await,
-        0
-    );
+    assert_eq!(handshake_timeouts(server.addr).await, 0);
     server.shutdown().await;
 }
 

@@ -322,6 +322,20 @@ pub async fn finish_request(stream: &mut TcpStream) -> (u16, String) {
     read_response(stream).await
 }
 
+/// Reads a response head byte by byte up to its blank line (bounded by
+/// [`WAIT`]), leaving what follows (a body, a hello frame) unread.
+pub async fn read_head(stream: &mut TcpStream, what: &str) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = timeout(WAIT, stream.read_u8())
+            .await
+            .unwrap_or_else(|_| panic!("{what} answered in time"))
+            .unwrap_or_else(|e| panic!("server closed during {what} ({e}): {head:?}"));
+        head.push(byte);
+    }
+    String::from_utf8_lossy(&head).to_string()
+}
+
 /// Completes the WebSocket upgrade on a raw socket: the socket and the
 /// server's response head (status 101 checked; the hello may follow).
 pub async fn raw_upgrade_head(addr: SocketAddr) -> (TcpStream, String) {
@@ -333,15 +347,7 @@ pub async fn raw_upgrade_head(addr: SocketAddr) -> (TcpStream, String) {
         )
         .await
         .expect("write upgrade");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let byte = timeout(WAIT, stream.read_u8())
-            .await
-            .expect("upgrade answered in time")
-            .unwrap_or_else(|e| panic!("server closed during the upgrade ({e}): {head:?}"));
-        head.push(byte);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
+    let head = read_head(&mut stream, "the upgrade").await;
     assert_eq!(status_of(&head), 101, "{head}");
     (stream, head)
 }
@@ -417,15 +423,7 @@ pub async fn keep_alive_get(stream: &mut TcpStream, path: &str) -> (u16, String)
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
         .await
         .expect("write request");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let byte = timeout(WAIT, stream.read_u8())
-            .await
-            .expect("response in time")
-            .unwrap_or_else(|e| panic!("server closed mid-response ({e}): {head:?}"));
-        head.push(byte);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
+    let head = read_head(stream, "the response").await;
     let length: usize = head
         .lines()
         .find_map(|line| {
