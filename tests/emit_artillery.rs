@@ -396,6 +396,23 @@ async fn emitted_artillery_scenario_runs_with_no_failed_virtual_users() {
     drop(servers);
 }
 
+/// `spread` arguments for 2 clients x 2 connections through the proxy that
+/// [`haproxy_requiring_headers`] starts: its URL, `--resolve` and header.
+fn through_the_proxy<'a>(url: &'a str, resolve: &'a str) -> Vec<&'a str> {
+    vec![
+        "--url",
+        url,
+        "--resolve",
+        resolve,
+        "--clients",
+        "2",
+        "--connect",
+        "2",
+        "-H",
+        "X-Test: yes",
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emitted_artillery_scenario_over_tls_connects_to_the_resolved_address_as_the_host() {
     let bin = artillery();
@@ -415,18 +432,7 @@ async fn emitted_artillery_scenario_over_tls_connects_to_the_resolved_address_as
     let proxy = haproxy_requiring_headers(&servers, Some(&pem));
     let url = format!("wss://{HOST}:{}/", proxy.port);
     let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
-    let args = [
-        "--url",
-        url.as_str(),
-        "--resolve",
-        resolve.as_str(),
-        "--clients",
-        "2",
-        "--connect",
-        "2",
-        "-H",
-        "X-Test: yes",
-    ];
+    let args = through_the_proxy(&url, &resolve);
 
     // Verified TLS to 127.0.0.1: passes only if the server name (SNI and the
     // certificate check) is the host, as the emitted `servername` says.
@@ -442,7 +448,7 @@ async fn emitted_artillery_scenario_over_tls_connects_to_the_resolved_address_as
     assert_all_completed(&run, 4);
 
     // --insecure: no CA given, the self-signed certificate is accepted.
-    let mut insecure = args.to_vec();
+    let mut insecure = args.clone();
     insecure.push("--insecure");
     let scenario = emit(&insecure);
     let doc: Value = serde_saphyr::from_str(&scenario).expect("YAML");
@@ -475,18 +481,7 @@ async fn emitted_artillery_scenario_captures_the_hello_pod_where_a_server_sends_
     let proxy = haproxy_requiring_headers(&servers, None);
     let url = format!("ws://{HOST}:{}/", proxy.port);
     let resolve = format!("{HOST}:{}:127.0.0.1", proxy.port);
-    let scenario = emit(&[
-        "--url",
-        url.as_str(),
-        "--resolve",
-        resolve.as_str(),
-        "--clients",
-        "2",
-        "--connect",
-        "2",
-        "-H",
-        "X-Test: yes",
-    ]);
+    let scenario = emit(&through_the_proxy(&url, &resolve));
     let run = artillery_run(&bin, &scenario, &[]).await;
     assert_all_completed(&run, 4);
     // The hello server's connections carry its pod; the others the probe's.
