@@ -144,6 +144,11 @@ pub struct PodProbe {
     pub failed: u32,
     /// The first error, as the API or the kubelet worded it.
     pub error: Option<String>,
+    /// When that error was the pod's own answer to the upgrade (not 101):
+    /// the pod was reached over the forward, and refused.
+    /// Boxed: rare, and it would double the size of every probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Box<UpgradeRefusal>>,
     pub handshake_ms: Option<Percentiles>,
     pub echo_ms: Option<Percentiles>,
     pub identity: Identity,
@@ -154,6 +159,34 @@ pub struct PodProbe {
     /// The same, read after every test connection was closed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logged_active_after: Option<u64>,
+}
+
+/// A server's answer other than 101 to a WebSocket upgrade request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeRefusal {
+    /// The request path, as sent, e.g. `/ws`.
+    pub path: String,
+    /// The HTTP status code, e.g. 404.
+    pub status: u16,
+    /// The code and its reason, e.g. `404 Not Found`.
+    pub status_text: String,
+    /// The response body, trimmed, when there was one.
+    pub body: Option<String>,
+}
+
+impl std::fmt::Display for UpgradeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the server refused the WebSocket upgrade on {} with HTTP {}",
+            self.path, self.status_text
+        )?;
+        match &self.body {
+            Some(body) => write!(f, ": {body}"),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use kubectl_wsaffinity::probe::websocket::{self, ClientError, ClientOptions, UpgradeRefusal};
+use kubectl_wsaffinity::probe::websocket::{self, ClientError, ClientOptions};
 use tokio::io::DuplexStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -246,7 +246,9 @@ async fn wrong_path_is_a_refused_upgrade_naming_the_path() {
         ..opts()
     };
     let err = websocket::open(client, &o).await.expect_err("404");
-    let refusal = UpgradeRefusal::parse(&err.to_string()).expect("a refused upgrade");
+    let ClientError::Refused(refusal) = err else {
+        panic!("a refused upgrade: {err:?}");
+    };
     assert_eq!(refusal.path, "/nope");
     assert_eq!(refusal.status, 404);
     assert_eq!(refusal.body, None);

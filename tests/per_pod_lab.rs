@@ -223,6 +223,9 @@ async fn wrong_path_is_a_refused_upgrade_not_an_unreachable_pod() {
             error.contains("refused the WebSocket upgrade on /nope with HTTP 404"),
             "{error}"
         );
+        // The same answer, as data for scripts.
+        assert_eq!(p["refused"]["path"], "/nope", "{p:#}");
+        assert_eq!(p["refused"]["status"], 404, "{p:#}");
     }
     let wsa060 = findings(&report, "WSA060");
     assert_eq!(wsa060.len(), 2, "{:#}", report["findings"]);

@@ -7,9 +7,8 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::routes::Affinity;
 use super::{Ctx, Rule, finding, names, plural};
-use crate::probe::websocket::UpgradeRefusal;
 use crate::report::Finding;
-use crate::snapshot::{Identity, PodLog, PodProbe};
+use crate::snapshot::{Identity, PodLog, PodProbe, UpgradeRefusal};
 
 pub const RULES: &[Rule] = &[
     wsa060_unreachable,
@@ -52,12 +51,10 @@ pub fn wsa060_unreachable(ctx: &Ctx) -> Vec<Finding> {
     probes
         .iter()
         .filter(|p| p.error.is_some() || (p.attempted > 0 && p.ok == 0))
-        .map(
-            |p| match p.error.as_deref().and_then(UpgradeRefusal::parse) {
-                Some(refusal) => upgrade_refused(ctx, p, &refusal),
-                None => unreachable(ctx, p),
-            },
-        )
+        .map(|p| match &p.refused {
+            Some(refusal) => upgrade_refused(ctx, p, refusal),
+            None => unreachable(ctx, p),
+        })
         .collect()
 }
 
@@ -633,9 +630,14 @@ mod tests {
         let mut p = probe("web-1");
         p.ok = 0;
         p.failed = 3;
-        p.error = Some(format!(
-            "the server refused the WebSocket upgrade on /nope with HTTP {status} {reason}: {body}"
-        ));
+        let refusal = UpgradeRefusal {
+            path: "/nope".into(),
+            status,
+            status_text: format!("{status} {reason}"),
+            body: Some(body.into()),
+        };
+        p.error = Some(refusal.to_string());
+        p.refused = Some(Box::new(refusal));
         Observations {
             per_pod: Some(vec![probe("web-0"), p]),
             ..Default::default()

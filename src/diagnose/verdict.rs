@@ -335,6 +335,12 @@ mod tests {
     #[test]
     fn a_refused_upgrade_points_at_the_test_not_an_unreachable_pod() {
         let snap = snapshot(service("web").build()).ready_pods(2).build();
+        let refused = crate::snapshot::UpgradeRefusal {
+            path: "/nope".into(),
+            status: 404,
+            status_text: "404 Not Found".into(),
+            body: Some("x".into()),
+        };
         let failed = |pod: &str, error: &str| crate::snapshot::PodProbe {
             pod: pod.into(),
             port: 8080,
@@ -342,10 +348,10 @@ mod tests {
             attempted: 2,
             failed: 2,
             error: Some(error.into()),
+            refused: (error == refused.to_string()).then(|| Box::new(refused.clone())),
             ..Default::default()
         };
-        let refused =
-            "the server refused the WebSocket upgrade on /nope with HTTP 404 Not Found: x";
+        let refused = &refused.to_string();
         let obs = Observations {
             per_pod: Some(vec![failed("web-0", refused), failed("web-1", refused)]),
             ..Default::default()

@@ -452,10 +452,11 @@ async fn read_after(
 pub fn summarise(probe: &mut PodProbe, outcomes: &[Outcome]) {
     probe.ok = u32::try_from(outcomes.iter().filter(|o| o.ok()).count()).unwrap_or(u32::MAX);
     probe.failed = probe.attempted.saturating_sub(probe.ok);
-    if probe.error.is_none() {
-        probe.error = outcomes
-            .iter()
-            .find_map(|o| o.first_error().map(str::to_string));
+    if probe.error.is_none()
+        && let Some(first) = outcomes.iter().find(|o| o.first_error().is_some())
+    {
+        probe.error = first.first_error().map(str::to_string);
+        probe.refused = first.refused().cloned().map(Box::new);
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let handshakes: Vec<f64> = outcomes
@@ -549,6 +550,7 @@ mod tests {
                     ..Hello::default()
                 }),
                 error: None,
+                refused: None,
             },
             error: error.map(str::to_string),
             teardown: None,

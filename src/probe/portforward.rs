@@ -18,6 +18,8 @@ use kube::Api;
 use kube::api::Portforwarder;
 use tokio::sync::{oneshot, watch};
 
+use crate::snapshot::UpgradeRefusal;
+
 use super::websocket::{self, ClientError, ClientOptions, Hello, human};
 
 /// What opening a connection measured; sent to the coordinator as soon as the
@@ -29,6 +31,8 @@ pub struct Opened {
     pub hello: Option<Hello>,
     /// Why it failed; `None` when the connection is open and held.
     pub error: Option<String>,
+    /// When it failed because the pod's server refused the upgrade.
+    pub refused: Option<UpgradeRefusal>,
 }
 
 /// The whole life of one connection.
@@ -49,6 +53,11 @@ impl Outcome {
     /// The first error, as worded for the user.
     pub fn first_error(&self) -> Option<&str> {
         self.opened.error.as_deref().or(self.error.as_deref())
+    }
+
+    /// The pod's refusal of the upgrade, when that was why it failed.
+    pub fn refused(&self) -> Option<&UpgradeRefusal> {
+        self.opened.refused.as_ref()
     }
 }
 
@@ -97,8 +106,18 @@ pub async fn run_connection(
 }
 
 fn failed_open(report: &mut impl FnMut(&Opened), error: String) -> Outcome {
+    refused_open(report, error, None)
+}
+
+/// [`failed_open`], with the pod's refusal of the upgrade when that was why.
+fn refused_open(
+    report: &mut impl FnMut(&Opened),
+    error: String,
+    refused: Option<UpgradeRefusal>,
+) -> Outcome {
     let opened = Opened {
         error: Some(error),
+        refused,
         ..Opened::default()
     };
     report(&opened);
@@ -134,22 +153,22 @@ async fn run_over_forwarder(
     //    refusal is the message. Any other failure is a broken stream, which
     //    the error channel's text explains better.
     let conn = tokio::select! {
-        r = websocket::open(stream, &spec.client) => r.map_err(|e| {
-            let answered = matches!(e, ClientError::Refused { .. });
-            (e.to_string(), answered)
+        r = websocket::open(stream, &spec.client) => r.map_err(|e| match e {
+            ClientError::Refused(refusal) => (refusal.to_string(), Some(refusal)),
+            other => (other.to_string(), None),
         }),
-        Some(msg) = error_rx.clone() => Err((kubelet_message(&msg), false)),
-        () = cancel.cancelled() => Err(("interrupted".to_string(), false)),
+        Some(msg) = error_rx.clone() => Err((kubelet_message(&msg), None)),
+        () = cancel.cancelled() => Err(("interrupted".to_string(), None)),
     };
     let mut conn = match conn {
         Ok(conn) => conn,
-        Err((e, answered)) => {
-            let e = if answered {
+        Err((e, refused)) => {
+            let e = if refused.is_some() {
                 e
             } else {
                 prefer_error_channel(error_rx.clone(), e).await
             };
-            let outcome = failed_open(report, e);
+            let outcome = refused_open(report, e, refused);
             finish(forwarder, limit, false).await;
             return outcome;
         }
@@ -159,6 +178,7 @@ async fn run_over_forwarder(
         echo: conn.echo,
         hello: conn.hello.clone(),
         error: None,
+        refused: None,
     };
     report(&opened);
 

@@ -16,10 +16,11 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message};
+
+use crate::snapshot::UpgradeRefusal;
 
 /// How long to wait for a hello before assuming the server sends none.
 pub const DEFAULT_HELLO_WAIT: Duration = Duration::from_millis(500);
@@ -97,14 +98,8 @@ pub enum ClientError {
     Handshake(String),
     /// The server answered the upgrade request with a status other than 101:
     /// it was reached, and said no (wrong path, wrong port, overloaded).
-    #[error("{}", UpgradeRefusal::message(path, *status, body.as_deref()))]
-    Refused {
-        /// The request path, as sent.
-        path: String,
-        status: StatusCode,
-        /// The response body, trimmed, when there was one.
-        body: Option<String>,
-    },
+    #[error("{0}")]
+    Refused(UpgradeRefusal),
     #[error("no answer within {} while {phase}", human(*.limit))]
     Timeout {
         phase: &'static str,
@@ -121,61 +116,6 @@ pub enum ClientError {
         #[source]
         source: tungstenite::Error,
     },
-}
-
-/// A refused upgrade as worded in [`ClientError::Refused`], read back from
-/// that text: `per-pod` carries each connection's error as text, and the
-/// WSA060 rule tells a refused upgrade (the pod was reached) from a failed
-/// port-forward (it was not) with [`UpgradeRefusal::parse`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpgradeRefusal {
-    /// The request path, e.g. `/ws`.
-    pub path: String,
-    /// The HTTP status code, e.g. 404.
-    pub status: u16,
-    /// The code and its reason, e.g. `404 Not Found`.
-    pub status_text: String,
-    /// The response body, when there was one.
-    pub body: Option<String>,
-}
-
-impl UpgradeRefusal {
-    const PREFIX: &'static str = "the server refused the WebSocket upgrade on ";
-    const STATUS: &'static str = " with HTTP ";
-
-    /// `the server refused the WebSocket upgrade on /nope with HTTP 404 Not Found: body`.
-    fn message(path: &str, status: StatusCode, body: Option<&str>) -> String {
-        let mut s = format!("{}{path}{}{status}", Self::PREFIX, Self::STATUS);
-        if let Some(body) = body {
-            s.push_str(": ");
-            s.push_str(body);
-        }
-        s
-    }
-
-    /// Reads a [`ClientError::Refused`] message back; `None` for any other
-    /// text. A request path holds no spaces (the request would not have been
-    /// sent), so the path ends at the first one.
-    pub fn parse(message: &str) -> Option<UpgradeRefusal> {
-        let rest = message.strip_prefix(Self::PREFIX)?;
-        let (path, rest) = rest.split_once(' ')?;
-        let answer = rest.strip_prefix(Self::STATUS.trim_start())?;
-        let code = answer.get(..3)?;
-        if !code.bytes().all(|b| b.is_ascii_digit()) || path.is_empty() {
-            return None;
-        }
-        // A reason phrase holds no `: ` (`http` has none with one).
-        let (status_text, body) = match answer.split_once(": ") {
-            Some((status, body)) => (status, Some(body.to_string())),
-            None => (answer, None),
-        };
-        Some(UpgradeRefusal {
-            path: path.to_string(),
-            status: code.parse().ok()?,
-            status_text: status_text.to_string(),
-            body,
-        })
-    }
 }
 
 /// With a close frame the server (or the balancer) chose to close; without
@@ -308,15 +248,16 @@ fn normalise_path(path: &str) -> String {
 
 fn handshake_error(path: &str, e: tungstenite::Error) -> ClientError {
     match e {
-        tungstenite::Error::Http(resp) => ClientError::Refused {
+        tungstenite::Error::Http(resp) => ClientError::Refused(UpgradeRefusal {
             path: path.to_string(),
-            status: resp.status(),
+            status: resp.status().as_u16(),
+            status_text: resp.status().to_string(),
             body: resp
                 .body()
                 .as_deref()
                 .map(|b| String::from_utf8_lossy(b).trim().to_string())
                 .filter(|b| !b.is_empty()),
-        },
+        }),
         other => ClientError::Handshake(handshake_message(other)),
     }
 }
@@ -482,6 +423,7 @@ fn io_or_closed(phase: &'static str, source: tungstenite::Error) -> ClientError 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_tungstenite::tungstenite::http::StatusCode;
 
     #[test]
     fn parses_the_companion_hello() {
@@ -508,50 +450,28 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_upgrade_reads_back_from_its_message() {
-        let e = ClientError::Refused {
-            path: "/nope".into(),
-            status: StatusCode::NOT_FOUND,
-            body: Some("not found: WebSocket on / or /ws".into()),
+    fn a_refused_upgrade_names_path_status_and_body() {
+        let refusal = |path: &str, status: StatusCode, body: Option<&str>| {
+            ClientError::Refused(UpgradeRefusal {
+                path: path.into(),
+                status: status.as_u16(),
+                status_text: status.to_string(),
+                body: body.map(str::to_string),
+            })
+            .to_string()
         };
-        let text = e.to_string();
         assert_eq!(
-            text,
+            refusal(
+                "/nope",
+                StatusCode::NOT_FOUND,
+                Some("not found: WebSocket on / or /ws")
+            ),
             "the server refused the WebSocket upgrade on /nope with HTTP 404 Not Found: not found: WebSocket on / or /ws"
         );
         assert_eq!(
-            UpgradeRefusal::parse(&text),
-            Some(UpgradeRefusal {
-                path: "/nope".into(),
-                status: 404,
-                status_text: "404 Not Found".into(),
-                body: Some("not found: WebSocket on / or /ws".into()),
-            })
+            refusal("/ws?v=2", StatusCode::UPGRADE_REQUIRED, None),
+            "the server refused the WebSocket upgrade on /ws?v=2 with HTTP 426 Upgrade Required"
         );
-        let bare = ClientError::Refused {
-            path: "/ws?v=2".into(),
-            status: StatusCode::UPGRADE_REQUIRED,
-            body: None,
-        };
-        let r = UpgradeRefusal::parse(&bare.to_string()).expect("parses");
-        assert_eq!((r.path.as_str(), r.status), ("/ws?v=2", 426));
-        assert_eq!(
-            (r.status_text.as_str(), r.body),
-            ("426 Upgrade Required", None)
-        );
-    }
-
-    #[test]
-    fn other_errors_are_no_refused_upgrade() {
-        for text in [
-            "error forwarding port 8080 to pod abc, uid : connection refused",
-            "WebSocket handshake failed: the stream closed before the server answered",
-            "no answer within 10s while waiting for the WebSocket handshake",
-            "the server refused the WebSocket upgrade on /x with HTTP",
-            "the server refused the WebSocket upgrade on /x with HTTP abc",
-        ] {
-            assert_eq!(UpgradeRefusal::parse(text), None, "{text}");
-        }
     }
 
     #[test]

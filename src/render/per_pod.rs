@@ -317,6 +317,7 @@ mod tests {
             ok,
             failed: attempted - ok,
             error: error.map(str::to_string),
+            refused: None,
             handshake_ms: Some(Percentiles {
                 p50: 1.23,
                 p95: 4.5,
