@@ -340,51 +340,19 @@ fn build_report(found: &Found, pod_logs: Vec<PodLog>) -> Report {
         logs: Some(pod_logs),
         ..Default::default()
     };
-    let engine = diagnose_logs(&found.snapshot, &observations);
-    let findings = engine
-        .findings
-        .into_iter()
-        .filter(|f| LOG_CODES.contains(&f.code))
-        .collect();
-    let service_read = found.snapshot.service.is_some();
-    let target = found.target.clone().map(|mut t| {
-        if t.name.is_none() {
-            t.name = found
-                .snapshot
-                .service
-                .as_ref()
-                .and_then(|s| s.metadata.name.clone());
-        }
-        t
-    });
-    Report {
-        target,
-        namespace: found.snapshot.namespace.clone(),
-        service: if service_read { engine.service } else { None },
-        endpoints: if service_read {
-            engine.endpoints
-        } else {
-            Vec::new()
-        },
-        routes: if service_read {
-            engine.routes
-        } else {
-            Vec::new()
-        },
-        paths: if service_read {
-            engine.paths
-        } else {
-            Vec::new()
-        },
-        verdict: engine.verdict,
-        skipped: if service_read {
-            engine.skipped
-        } else {
-            Vec::new()
-        },
-        observations,
-        findings,
+    let mut report = diagnose_logs(&found.snapshot, &observations, found.target.clone());
+    report.findings.retain(|f| LOG_CODES.contains(&f.code));
+    if found.snapshot.service.is_none() {
+        // The `-l` stand-in Service is no fact about the cluster: keep only
+        // the counts' findings and verdict.
+        report.service = None;
+        report.endpoints.clear();
+        report.routes.clear();
+        report.paths.clear();
+        report.skipped.clear();
+        report.target = found.target.clone();
     }
+    report
 }
 
 /// Runs the diagnose engine over the snapshot and the logs; the findings
@@ -392,9 +360,13 @@ fn build_report(found: &Found, pod_logs: Vec<PodLog>) -> Report {
 /// `-l` there is no Service: the rules run against a stand-in named after
 /// the selector and without a spec, so they see the same logs and the
 /// verdict knows that no routing was read.
-fn diagnose_logs(snapshot: &Snapshot, observations: &Observations) -> Report {
+fn diagnose_logs(
+    snapshot: &Snapshot,
+    observations: &Observations,
+    target: Option<TargetRef>,
+) -> Report {
     match &snapshot.service {
-        Some(_) => diagnose::diagnose(snapshot, observations, None),
+        Some(_) => diagnose::diagnose(snapshot, observations, target),
         None => {
             let mut snap = snapshot.clone();
             snap.service = Some(Service {
