@@ -4,12 +4,14 @@
 //! each pod with a real `websocket-server` process on loopback.
 
 mod api;
+pub mod cluster;
 mod discovery;
 mod endpointslice;
 mod faults;
 mod kubeconfig;
 mod logs;
 mod names;
+pub mod node;
 mod pod_log;
 mod portforward;
 mod process;

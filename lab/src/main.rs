@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use wsaffinity_lab::{Lab, LabOptions, Scenario};
 
+mod cluster_cmd;
+
 /// A local TEST DOUBLE of the parts of the Kubernetes API that kubectl-wsaffinity
 /// uses (discovery, GET/LIST, pod logs, WebSocket port-forward), with real
 /// websocket-server processes as pods. It is not a Kubernetes cluster.
@@ -32,12 +34,19 @@ enum Command {
         /// Keep the lab running after the demo (until Ctrl-C).
         #[arg(long)]
         keep: bool,
+        /// Run the demo against a real control plane (`cluster up`) instead of the fake API.
+        #[arg(long)]
+        cluster: bool,
     },
+    /// A REAL Kubernetes control plane on this machine (etcd, kube-apiserver,
+    /// controllers, scheduler built from their Go modules) with the node agent as kubelets.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
 }
 
 /// Ctrl-C and SIGTERM, registered before the lab says it is running, so a signal
 /// sent right after that line is handled (not the default: die without cleanup).
-struct StopSignals {
+pub(crate) struct StopSignals {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -45,7 +54,7 @@ struct StopSignals {
 }
 
 impl StopSignals {
-    fn install() -> anyhow::Result<Self> {
+    pub(crate) fn install() -> anyhow::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -58,7 +67,7 @@ impl StopSignals {
         Ok(Self {})
     }
 
-    async fn wait(mut self) {
+    pub(crate) async fn wait(mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.int.recv() => {}
@@ -80,14 +89,14 @@ fn print_banner(lab: &Lab) {
     println!("export KUBECONFIG={}", lab.kubeconfig_path().display());
 }
 
-fn plugin_next_to_me() -> Option<PathBuf> {
+pub(crate) fn plugin_next_to_me() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let name = format!("kubectl-wsaffinity{}", std::env::consts::EXE_SUFFIX);
     let p = exe.parent()?.join(name);
     p.is_file().then_some(p)
 }
 
-async fn run_plugin(plugin: &Path, kubeconfig: &Path, args: &[&str]) {
+pub(crate) async fn run_plugin(plugin: &Path, kubeconfig: &Path, args: &[&str]) {
     println!("\n$ kubectl wsaffinity {}", args.join(" "));
     let out = tokio::process::Command::new(plugin)
         .args(args)
@@ -172,14 +181,22 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off")),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up { scenario, tls } => up(scenario, tls).await,
-        Command::Demo { keep } => demo(keep).await,
+        Command::Demo {
+            keep,
+            cluster: false,
+        } => demo(keep).await,
+        Command::Demo {
+            keep,
+            cluster: true,
+        } => cluster_cmd::demo(keep).await,
+        Command::Cluster(c) => cluster_cmd::run(c).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

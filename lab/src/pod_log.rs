@@ -29,7 +29,7 @@ fn parse_num<T: std::str::FromStr>(q: &Query, key: &str) -> Result<Option<T>, Ap
     }
 }
 
-fn log_query(q: &Query) -> Result<LogQuery, ApiError> {
+pub(crate) fn log_query(q: &Query) -> Result<LogQuery, ApiError> {
     let tail: Option<i64> = parse_num(q, "tailLines")?;
     let limit: Option<i64> = parse_num(q, "limitBytes")?;
     let since: Option<i64> = parse_num(q, "sinceSeconds")?;
@@ -121,21 +121,36 @@ pub fn handle(state: Arc<State>, p: &ResourcePath, q: &Query) -> Response<Body> 
             empty.close();
             Arc::new(empty)
         });
-    let (lines, next) = logs.select(&query, jiff::Timestamp::now());
+    let counters = state.clone();
+    let on_bytes = move |n: usize| counters.counters.add_log_bytes(n);
+    let open = query.follow.then(|| state.counters.open(Open::LogFollow));
+    respond_log(logs, &query, on_bytes, open)
+}
+
+/// The log lines `query` selects as a response; with `follow` the body streams
+/// new lines until the container exits, the limit is reached or the client goes.
+/// `on_bytes` counts what is sent; `open` stays held while the stream lives.
+pub(crate) fn respond_log(
+    logs: Arc<LogBuffer>,
+    query: &LogQuery,
+    on_bytes: impl Fn(usize) + Send + Sync + 'static,
+    open: Option<OpenGuard>,
+) -> Response<Body> {
+    let (lines, next) = logs.select(query, jiff::Timestamp::now());
     let mut limiter = Limiter::new(query.limit_bytes);
     let first = limiter.take(render(&lines, query.timestamps));
-    state.counters.add_log_bytes(first.len());
+    on_bytes(first.len());
     if !query.follow {
         return respond::text(StatusCode::OK, first);
     }
     let follow = Follow {
-        _open: state.counters.open(Open::LogFollow),
+        _open: open,
         rx: logs.subscribe(),
         logs,
         next,
         limiter,
         timestamps: query.timestamps,
-        state,
+        on_bytes: Box::new(on_bytes),
     };
     let tail = futures::stream::unfold(follow, Follow::next_chunk);
     let stream = futures::stream::once(async move { first })
@@ -156,9 +171,9 @@ struct Follow {
     next: u64,
     limiter: Limiter,
     timestamps: bool,
-    state: Arc<State>,
+    on_bytes: Box<dyn Fn(usize) + Send + Sync>,
     /// Counted open until the stream ends or the response body is dropped.
-    _open: OpenGuard,
+    _open: Option<OpenGuard>,
 }
 
 impl Follow {
@@ -173,7 +188,7 @@ impl Follow {
             if !lines.is_empty() {
                 self.next = next;
                 let chunk = self.limiter.take(render(&lines, self.timestamps));
-                self.state.counters.add_log_bytes(chunk.len());
+                (self.on_bytes)(chunk.len());
                 return Some((chunk, self));
             }
             if closed || self.rx.changed().await.is_err() {

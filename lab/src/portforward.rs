@@ -130,22 +130,22 @@ pub fn parse_ports(values: &[&str]) -> Result<Vec<u16>, String> {
 }
 
 /// Where one forwarded port goes.
-struct Target {
-    port: u16,
-    backend: Result<SocketAddr, String>,
+pub(crate) struct Target {
+    pub port: u16,
+    pub backend: Result<SocketAddr, String>,
 }
 
-struct PodInfo {
-    ns: String,
-    name: String,
-    sandbox: String,
+pub(crate) struct PodInfo {
+    pub ns: String,
+    pub name: String,
+    pub sandbox: String,
 }
 
-fn forward_error(sandbox: &str, port: u16, cause: &str) -> String {
+pub(crate) fn forward_error(sandbox: &str, port: u16, cause: &str) -> String {
     format!("error forwarding port {port} to pod {sandbox}, uid : {cause}")
 }
 
-fn refused(sandbox: &str, port: u16) -> String {
+pub(crate) fn refused(sandbox: &str, port: u16) -> String {
     forward_error(
         sandbox,
         port,
@@ -234,7 +234,15 @@ pub async fn handle(
                     Some(small_buffers()),
                 )
                 .await;
-                run(state, ws, codec, targets, info, open).await;
+                // wsstream's idle timeout: the read deadline is reset by each frame from the client.
+                let idle = state
+                    .faults
+                    .idle_timeout()
+                    .unwrap_or(Duration::from_secs(4 * 3600));
+                let key = (info.ns.clone(), info.name.clone());
+                let pods = state.clone();
+                let killed = move || lock(&pods.pods).get(&key).is_some_and(|r| r.killed);
+                run(ws, codec, targets, info, idle, killed, Some(open)).await;
             }
             Err(e) => tracing::debug!("port-forward upgrade failed: {e}"),
         }
@@ -257,13 +265,17 @@ enum End {
     Failed(String),
 }
 
-async fn run<S>(
-    state: Arc<State>,
+/// Serve one upgraded port-forward connection until either side ends.
+/// `idle` is wsstream's read timeout; `killed` says whether the pod's process
+/// was killed (a backend EOF is then reported as a reset, as containerd does).
+pub(crate) async fn run<S>(
     ws: WebSocketStream<S>,
     codec: Codec,
     targets: Vec<Target>,
     pod: PodInfo,
-    open: OpenGuard,
+    idle: Duration,
+    killed: impl Fn() -> bool + Send,
+    open: Option<OpenGuard>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -371,11 +383,6 @@ async fn run<S>(
     // With no backend connection at all (every port failed) the kubelet closes at once.
     let had_backend = active > 0;
     let mut client_closed = false;
-    // wsstream's idle timeout: the read deadline is reset by each frame from the client.
-    let idle = state
-        .faults
-        .idle_timeout()
-        .unwrap_or(Duration::from_secs(4 * 3600));
     while active > 0 && !client_closed {
         tokio::select! {
             msg = tokio::time::timeout(idle, stream.next()) => match msg {
@@ -398,7 +405,7 @@ async fn run<S>(
             }},
             Some((i, end)) = done_rx.recv() => {
                 active -= 1;
-                let killed = lock(&state.pods).get(&(pod.ns.clone(), pod.name.clone())).is_some_and(|r| r.killed);
+                let killed = killed();
                 let ch = (2 * i) as u8;
                 let cause = match end {
                     End::Failed(cause) => Some(cause),
@@ -439,7 +446,7 @@ async fn run<S>(
 
 /// The kubelet's frames are small; tungstenite's default 128 KiB read buffer
 /// (zeroed before each read) was ~12% of the lab's CPU in the per-pod benchmark.
-fn small_buffers() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+pub(crate) fn small_buffers() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(0)

@@ -130,8 +130,20 @@ pub async fn spawn(bin: &Path, plan: &PodPlan, logs: Arc<LogBuffer>) -> anyhow::
         .env("POD_NAME", &plan.name)
         .env("POD_NAMESPACE", &plan.namespace)
         .env("NODE_NAME", &plan.node)
-        .env("POD_IP", &plan.pod_ip)
-        .env("NO_COLOR", "1")
+        .env("POD_IP", &plan.pod_ip);
+    let (child, listening) = start(cmd, &plan.name, logs.clone())
+        .with_context(|| format!("starting {} for pod {}", bin.display(), plan.name))?;
+    wait_listening(child, listening, &plan.name, &logs).await
+}
+
+/// Spawn `cmd` as a pod's container: output into `logs` (closed when both
+/// pipes end), killed on drop and when this process dies.
+pub fn start(
+    mut cmd: Command,
+    pod: &str,
+    logs: Arc<LogBuffer>,
+) -> anyhow::Result<(Child, oneshot::Receiver<SocketAddr>)> {
+    cmd.env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -139,32 +151,47 @@ pub async fn spawn(bin: &Path, plan: &PodPlan, logs: Arc<LogBuffer>) -> anyhow::
     die_with_parent(&mut cmd);
     let mut child = cmd
         .spawn()
-        .with_context(|| format!("starting {} for pod {}", bin.display(), plan.name))?;
+        .with_context(|| format!("starting the process of pod {pod}"))?;
     let (tx, rx) = oneshot::channel();
-    let out = child.stdout.take().map(|o| pump(o, logs.clone(), Some(tx)));
     let (tx_err, rx_err) = oneshot::channel();
+    let out = child.stdout.take().map(|o| pump(o, logs.clone(), Some(tx)));
     let err = child
         .stderr
         .take()
         .map(|e| pump(e, logs.clone(), Some(tx_err)));
     // When both pipes end the container has exited: followers of its log stop.
-    let closer = logs.clone();
+    let closer = logs;
+    let (first_tx, first_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let first = async {
+            tokio::select! {
+                Ok(a) = rx => Some(a),
+                Ok(a) = rx_err => Some(a),
+                else => None,
+            }
+        };
+        if let Some(a) = first.await {
+            let _ = first_tx.send(a);
+        }
+    });
     tokio::spawn(async move {
         for h in [out, err].into_iter().flatten() {
             let _ = h.await;
         }
         closer.close();
     });
-    let first = async {
-        tokio::select! {
-            Ok(a) = rx => Some(a),
-            Ok(a) = rx_err => Some(a),
-            else => None,
-        }
-    };
-    match tokio::time::timeout(START_TIMEOUT, first).await {
-        Ok(Some(backend)) => Ok(PodProcess { child, backend }),
-        Ok(None) => {
+    Ok((child, first_rx))
+}
+
+async fn wait_listening(
+    mut child: Child,
+    listening: oneshot::Receiver<SocketAddr>,
+    pod: &str,
+    logs: &LogBuffer,
+) -> anyhow::Result<PodProcess> {
+    match tokio::time::timeout(START_TIMEOUT, listening).await {
+        Ok(Ok(backend)) => Ok(PodProcess { child, backend }),
+        Ok(Err(_)) => {
             let (lines, _) = logs.since_seq(0);
             let tail: String = lines
                 .iter()
@@ -173,17 +200,11 @@ pub async fn spawn(bin: &Path, plan: &PodPlan, logs: Arc<LogBuffer>) -> anyhow::
                 .rev()
                 .map(|l| l.text.as_str())
                 .collect();
-            bail!(
-                "pod {} server exited before listening; its output:\n{tail}",
-                plan.name
-            )
+            bail!("pod {pod} server exited before listening; its output:\n{tail}")
         }
         Err(_) => {
             let _ = child.start_kill();
-            bail!(
-                "pod {} server did not print `listening on` within {START_TIMEOUT:?}",
-                plan.name
-            )
+            bail!("pod {pod} server did not print `listening on` within {START_TIMEOUT:?}")
         }
     }
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod real_cluster;
+
 use std::fmt::Debug;
 use std::path::Path;
 use std::process::{Output, Stdio};

@@ -1,0 +1,545 @@
+//! The plugin against a REAL control plane: kube-apiserver, etcd,
+//! kube-controller-manager and kube-scheduler built from their Go modules
+//! (`scripts/cluster-build.sh`), the real kubectl, and the lab's node agent as
+//! kubelets (pods are real `websocket-server` processes on pod IPs in the
+//! cluster's own network namespace). One cluster for the whole binary, a
+//! namespace per test. Skips with a printed reason when the programs are not
+//! built or the user is not root, except with `CI=true`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::real_cluster::{REPO, RealCluster, cluster};
+
+const SVC: &str = "svc/websocket-server";
+
+/// The plugin with `args` and `--kubeconfig kc`, to the end (bounded).
+fn plugin(kc: &Path, args: &[&str]) -> support::Run<i32> {
+    let started = Instant::now();
+    let mut cmd = Command::new(support::BIN);
+    cmd.args(args)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    let out = run_bounded(cmd, Duration::from_secs(90));
+    support::Run::from_output(out, started.elapsed())
+}
+
+fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: killing our own child.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            panic!("command did not finish within {limit:?}: {cmd:?}");
+        }
+    }
+}
+
+fn per_pod(report: &Value) -> Vec<Value> {
+    report["observations"]["perPod"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn logged(report: &Value) -> Vec<Value> {
+    report["observations"]["logs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn pod_ips(c: &RealCluster, ns: &str) -> Vec<(String, String)> {
+    let pods = c.kubectl_json(&["get", "pods", "-n", ns, "-l", "app=websocket-server"]);
+    pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["status"]["podIP"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `(address, ready)` of every endpoint in the Service's EndpointSlices, as the
+/// real EndpointSlice controller wrote them, read with the real kubectl.
+fn slice_endpoints(c: &RealCluster, ns: &str, svc: &str) -> Vec<(String, bool)> {
+    let slices = c.kubectl_json(&[
+        "get",
+        "endpointslices",
+        "-n",
+        ns,
+        "-l",
+        &format!("kubernetes.io/service-name={svc}"),
+    ]);
+    let mut out = Vec::new();
+    for s in slices["items"].as_array().into_iter().flatten() {
+        for e in s["endpoints"].as_array().into_iter().flatten() {
+            let ready = e["conditions"]["ready"].as_bool().unwrap_or(false);
+            for a in e["addresses"].as_array().into_iter().flatten() {
+                out.push((a.as_str().unwrap_or_default().to_string(), ready));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn dev_overlay_applied_with_real_kubectl_runs_ready_pods_in_real_endpointslices() {
+    let Some(c) = cluster() else { return };
+    let ns = "websocket-app-dev";
+    c.kubectl(&["apply", "-k", &format!("{REPO}/k8s/overlays/dev")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pods = c.wait_ready(ns, 2, Duration::from_secs(90));
+    let ips = pod_ips(c, ns);
+    for (name, ip) in &ips {
+        assert!(
+            ip.starts_with("10.244."),
+            "{name} has a pod IP from its node's range: {ip}"
+        );
+    }
+    // The real EndpointSlice controller lists exactly the ready pods' IPs.
+    let mut want: Vec<(String, bool)> = ips.iter().map(|(_, ip)| (ip.clone(), true)).collect();
+    want.sort();
+    eventually(
+        "the EndpointSlice lists both pods as ready",
+        Duration::from_secs(30),
+        || slice_endpoints(c, ns, "dev-websocket-server") == want,
+    );
+
+    // check reads the same: two ready endpoints, ClientIP affinity explained.
+    let run = plugin(
+        &c.kubeconfig,
+        &["check", "svc/dev-websocket-server", "-n", ns, "-o", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report = run.json();
+    assert_eq!(
+        report["service"]["sessionAffinity"], "ClientIP",
+        "{report:#}"
+    );
+    let mut eps: Vec<String> = report["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["pod"].as_str().map(String::from))
+        .collect();
+    eps.sort();
+    let mut names = pods.clone();
+    names.sort();
+    assert_eq!(
+        eps, names,
+        "check's endpoints are the pods in the real EndpointSlice: {report:#}"
+    );
+    assert!(
+        run.codes().contains(&"WSA010".to_string()),
+        "{:?}",
+        run.codes()
+    );
+
+    // per-pod: 10 connections through the API server's pods/portforward,
+    // proxied to the node agent, to each pod.
+    let run = plugin(
+        &c.kubeconfig,
+        &["per-pod", "-n", ns, "--connect", "10", "-o", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let probes = per_pod(&run.json());
+    assert_eq!(probes.len(), 2, "{probes:#?}");
+    for p in &probes {
+        assert_eq!(p["ok"], 10, "{p:#}");
+        assert_eq!(p["failed"], 0, "{p:#}");
+    }
+
+    // logs: the pods' own `Active connections` lines, through pods/log; the
+    // real `kubectl logs` shows the same last count.
+    let run = plugin(&c.kubeconfig, &["logs", "-n", ns, "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let entries = logged(&run.json());
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    for e in &entries {
+        let pod = e["pod"].as_str().expect("pod name");
+        let text = c
+            .kubectl(&["logs", "-n", ns, pod])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let last = text
+            .lines()
+            .filter_map(|l| l.split("Active connections: ").nth(1))
+            .filter_map(|n| {
+                n.split(|ch: char| !ch.is_ascii_digit())
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .last();
+        if let Some(last) = last {
+            assert_eq!(
+                e["active"].as_u64(),
+                Some(last),
+                "{pod}: plugin {e:#} vs kubectl logs:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failing_readiness_probe_keeps_the_endpoint_not_ready_and_check_says_so() {
+    let Some(c) = cluster() else { return };
+    let ns = "t-unready";
+    c.namespace_with_base(ns, 2);
+    c.wait_ready(ns, 2, Duration::from_secs(90));
+    // A third pod whose readiness probe asks for a path that answers 404.
+    c.apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: never-ready, namespace: {ns}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: websocket-server, variant: never-ready}}}}
+  template:
+    metadata: {{labels: {{app: websocket-server, variant: never-ready}}}}
+    spec:
+      containers:
+      - name: websocket-server
+        image: ghcr.io/kubectl-wsaffinity/websocket-server:0.1.0
+        args: ["--port=8080"]
+        ports: [{{name: ws, containerPort: 8080}}]
+        readinessProbe: {{httpGet: {{path: /no-such-path, port: ws}}, periodSeconds: 1}}
+"#
+    ));
+    let mut unready = String::new();
+    eventually(
+        "the never-ready pod runs with an IP",
+        Duration::from_secs(60),
+        || {
+            let pods = c.kubectl_json(&["get", "pods", "-n", ns, "-l", "variant=never-ready"]);
+            match pods["items"][0]["status"]["podIP"].as_str() {
+                Some(ip) => {
+                    unready = ip.to_string();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    eventually(
+        "the real controller lists it as not ready",
+        Duration::from_secs(30),
+        || slice_endpoints(c, ns, "websocket-server").contains(&(unready.clone(), false)),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(c.ready_pods(ns).len(), 2, "the probe keeps it unready");
+    let run = plugin(&c.kubeconfig, &["check", SVC, "-n", ns, "-o", "json"]);
+    let codes = run.codes();
+    assert!(codes.contains(&"WSA005".to_string()), "{}", run.all());
+    let wsa005 = run.json()["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["code"] == "WSA005")
+        .cloned()
+        .expect("WSA005");
+    assert!(
+        wsa005.to_string().contains("never-ready"),
+        "names the pod: {wsa005:#}"
+    );
+}
+
+/// Runs `logs --follow` and collects its lines on a thread.
+struct Follow {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Follow {
+    fn start(kc: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(support::BIN)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(kc)
+            .env_remove("KUBECONFIG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn logs --follow");
+        let (tx, rx) = mpsc::channel();
+        for r in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(r).lines().map_while(Result::ok) {
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn expect(&mut self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.seen.iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(500)))
+            {
+                Ok(l) => self.seen.push(l),
+                Err(_) if Instant::now() >= deadline => {
+                    panic!(
+                        "no line with {needle:?} within {within:?}; seen:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn logs_follow_picks_up_a_pod_added_by_kubectl_scale() {
+    let Some(c) = cluster() else { return };
+    let ns = "t-follow";
+    c.namespace_with_base(ns, 2);
+    let before = c.wait_ready(ns, 2, Duration::from_secs(90));
+    let mut follow = Follow::start(
+        &c.kubeconfig,
+        &[
+            "logs",
+            SVC,
+            "-n",
+            ns,
+            "--follow",
+            "--follow-duration",
+            "90s",
+            "--poll-interval",
+            "500ms",
+        ],
+    );
+    for p in &before {
+        follow.expect(&format!("{p} following"), Duration::from_secs(20));
+    }
+    c.kubectl(&[
+        "scale",
+        "-n",
+        ns,
+        "deployment/websocket-server",
+        "--replicas=3",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let after = c.wait_ready(ns, 3, Duration::from_secs(60));
+    let new = after
+        .iter()
+        .find(|p| !before.contains(p))
+        .expect("a new pod")
+        .clone();
+    follow.expect(&format!("{new} following"), Duration::from_secs(20));
+}
+
+#[test]
+fn test_service_apply_and_delete_write_through_the_real_api() {
+    let Some(c) = cluster() else { return };
+    let ns = "t-testsvc";
+    c.namespace_with_base(ns, 2);
+    let run = plugin(&c.kubeconfig, &["test-service", SVC, "-n", ns, "--apply"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let svc = c.kubectl_json(&["get", "service", "-n", ns, "websocket-server-affinity-test"]);
+    assert_eq!(svc["spec"]["sessionAffinity"], "None", "{svc:#}");
+    assert!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.96.")),
+        "{svc:#}"
+    );
+    // The real controller gives the copy its own EndpointSlice with the same pods.
+    c.wait_ready(ns, 2, Duration::from_secs(90));
+    eventually(
+        "the copy's EndpointSlice has both pods",
+        Duration::from_secs(30),
+        || slice_endpoints(c, ns, "websocket-server-affinity-test").len() == 2,
+    );
+    let run = plugin(&c.kubeconfig, &["test-service", SVC, "-n", ns, "--delete"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let gone = c.kubectl(&["get", "service", "-n", ns, "websocket-server-affinity-test"]);
+    assert!(gone.is_err_and(|e| e.contains("NotFound")), "deleted");
+}
+
+#[test]
+fn the_role_is_enough_through_the_real_authorizer_and_each_missing_rule_is_named() {
+    let Some(c) = cluster() else { return };
+    let ns = "t-rbac";
+    c.namespace_with_base(ns, 2);
+    c.wait_ready(ns, 2, Duration::from_secs(90));
+    let role = std::fs::read_to_string(format!("{REPO}/k8s/rbac/role.yaml")).expect("role.yaml");
+    c.kubectl_as(&c.kubeconfig, &["apply", "-n", ns, "-f", "-"], Some(&role))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let role_name = c.kubectl_json(&["get", "-n", ns, "-f", &format!("{REPO}/k8s/rbac/role.yaml")])
+        ["metadata"]["name"]
+        .as_str()
+        .expect("role name")
+        .to_string();
+    c.kubectl(&[
+        "create",
+        "rolebinding",
+        "wsa-user",
+        "-n",
+        ns,
+        &format!("--role={role_name}"),
+        "--user=wsa-user",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let user = c.user_kubeconfig("wsa-user");
+
+    // Without the binding's Role nothing works: the real 403 shows first.
+    let nobody = c.user_kubeconfig("nobody");
+    let run = plugin(&nobody, &["check", SVC, "-n", ns]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("get") && run.stderr.contains("services"),
+        "names the permission: {}",
+        run.all()
+    );
+
+    // With exactly the Role every read-only subcommand works.
+    for args in [
+        vec!["check", SVC, "-n", ns, "-o", "json"],
+        vec!["per-pod", SVC, "-n", ns, "--connect", "2", "-o", "json"],
+        vec!["logs", SVC, "-n", ns, "-o", "json"],
+    ] {
+        let run = plugin(&user, &args);
+        assert_eq!(run.code, 0, "{args:?} with the Role: {}", run.all());
+        assert!(!run.stdout.contains("forbidden"), "{}", run.all());
+    }
+
+    // Taking pods/portforward away: per-pod names that permission (the API
+    // server's real 403).
+    let mut without: Value = c.kubectl_json(&["get", "role", "-n", ns, &role_name]);
+    for rule in without["rules"].as_array_mut().expect("rules") {
+        if let Some(res) = rule["resources"].as_array_mut() {
+            res.retain(|r| r != "pods/portforward");
+        }
+    }
+    without["rules"]
+        .as_array_mut()
+        .expect("rules")
+        .retain(|r| r["resources"].as_array().is_some_and(|a| !a.is_empty()));
+    without["metadata"] = serde_json::json!({"name": role_name, "namespace": ns});
+    c.kubectl_as(
+        &c.kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&without.to_string()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let run = plugin(&user, &["per-pod", SVC, "-n", ns, "--connect", "1"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.all().contains("pods/portforward"),
+        "names the permission: {}",
+        run.all()
+    );
+}
+
+#[test]
+fn a_pod_deleted_during_per_pod_is_reported_and_nothing_hangs() {
+    let Some(c) = cluster() else { return };
+    let ns = "t-delete";
+    c.namespace_with_base(ns, 3);
+    let pods = c.wait_ready(ns, 3, Duration::from_secs(90));
+    let mut cmd = Command::new(support::BIN);
+    cmd.args([
+        "per-pod",
+        SVC,
+        "-n",
+        ns,
+        "--connect",
+        "3",
+        "--hold",
+        "6s",
+        "-o",
+        "json",
+    ])
+    .arg("--kubeconfig")
+    .arg(&c.kubeconfig)
+    .env("NO_COLOR", "1")
+    .stdin(Stdio::null());
+    let handle = std::thread::spawn(move || run_bounded(cmd, Duration::from_secs(120)));
+    std::thread::sleep(Duration::from_secs(2));
+    // Real graceful deletion: preStop sleep, SIGTERM, drain, then the node
+    // agent's final delete.
+    c.kubectl(&["delete", "pod", "-n", ns, &pods[2], "--wait=false"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = handle.join().expect("per-pod thread");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        per_pod(&report).len(),
+        3,
+        "every pod of the start is reported: {report:#}"
+    );
+    eventually(
+        "the deleted pod is gone after its grace period",
+        Duration::from_secs(60),
+        || c.kubectl(&["get", "pod", "-n", ns, &pods[2]]).is_err(),
+    );
+    // The Deployment replaced it.
+    c.wait_ready(ns, 3, Duration::from_secs(60));
+}
