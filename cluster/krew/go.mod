@@ -1,7 +1,10 @@
 // Pins krew (the kubectl plugin manager) and krew's own manifest validator, so
 // tests/krew_real.rs can install plugin.yaml the way `kubectl krew install`
 // does. Built by scripts/cluster-build.sh into target/cluster/bin/ as `krew`
-// and `validate-krew-manifest`; nothing here is vendored.
+// and `validate-krew-manifest`; nothing here is vendored. No version stamp
+// (no ldflags file): krew then counts as a development build and never asks
+// GitHub for upgrades, not even from validate-krew-manifest, whose `kubectl
+// krew install` gets no KREW_NO_UPGRADE_CHECK; the version is the one below.
 module github.com/wsaffinity/cluster/krew
 
 go 1.26.0
