@@ -32,7 +32,7 @@ bin=target/cluster/bin
 stamp_file="$bin/.stamp"
 mkdir -p "$bin"
 stamp=$( { go version; for f in cluster/*/go.mod cluster/*/go.sum cluster/*/*.go cluster/*/ldflags; do
-  [ -f "$f" ] && { echo "$f"; cat "$f"; }; done; } | sha256sum | cut -d' ' -f1)
+  [ -f "$f" ] || continue; echo "$f"; cat "$f"; done; } | sha256sum | cut -d' ' -f1)
 
 if [ $force = 0 ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
   echo "cluster-build: up to date ($(ls "$bin" | tr '\n' ' '))"
