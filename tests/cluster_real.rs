@@ -207,14 +207,13 @@ fn dev_overlay_applied_with_real_kubectl_runs_ready_pods_in_real_endpointslices(
                     .parse::<u64>()
                     .ok()
             })
-            .last();
-        if let Some(last) = last {
-            assert_eq!(
-                e["active"].as_u64(),
-                Some(last),
-                "{pod}: plugin {e:#} vs kubectl logs:\n{text}"
-            );
-        }
+            .next_back()
+            .unwrap_or_else(|| panic!("{pod} logged `Active connections` after per-pod:\n{text}"));
+        assert_eq!(
+            e["active"].as_u64(),
+            Some(last),
+            "{pod}: plugin {e:#} vs kubectl logs:\n{text}"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! `wsaffinity-lab cluster …`: the real control plane from the command line.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -122,7 +123,8 @@ async fn up(opts: ClusterOptions) -> anyhow::Result<()> {
         }
     };
     c.shutdown().await;
-    println!("stopped");
+    // Whoever read our stdout may be gone by now (a test binary that exited).
+    let _ = writeln!(std::io::stdout(), "stopped");
     result
 }
 

@@ -203,7 +203,10 @@ impl FollowPrinter {
         now: Timestamp,
     ) -> io::Result<()> {
         if self.tty {
-            if let FollowEvent::NotFollowed { .. } | FollowEvent::ListFailed { .. } = event {
+            if let FollowEvent::NotFollowed { .. }
+            | FollowEvent::ListFailed { .. }
+            | FollowEvent::ListRecovered = event
+            {
                 // Above the table, so it stays visible: clear the table first.
                 self.clear(out)?;
                 writeln!(out, "{}", plain_line(event).unwrap_or_default())?;
@@ -265,6 +268,8 @@ pub fn plain_line(event: &FollowEvent) -> Option<String> {
         FollowEvent::ListFailed { message } => {
             format!("listing pods failed (will retry): {message}")
         }
+        FollowEvent::ListRecovered => "listing pods works again".to_string(),
+        FollowEvent::Resumed { pod } => format!("{pod} following again"),
     })
 }
 

@@ -101,7 +101,7 @@ fn start() -> Result<RealCluster, String> {
             "--node-monitor-grace",
             "8",
         ])
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,kube_client=off")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

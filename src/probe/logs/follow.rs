@@ -87,8 +87,13 @@ pub enum FollowEvent {
     Ended { pod: String, message: String },
     /// More pods than `--max-log-requests`; these are listed but not followed.
     NotFollowed { pods: Vec<String>, limit: usize },
-    /// The pod LIST failed; the previous pods are kept.
+    /// The pod LIST failed; the previous pods are kept. Said once per
+    /// outage (an API server restart fails every poll the same way).
     ListFailed { message: String },
+    /// The pod LIST works again after failing.
+    ListRecovered,
+    /// A pod's stream was reopened after it had ended (from its last line).
+    Resumed { pod: String },
 }
 
 /// Which pods to follow: the LIST of pods matching a selector.
@@ -167,6 +172,8 @@ pub async fn follow<S, F>(
     let mut tracker = Tracker::default();
     let mut tasks: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     let mut poll = tokio::time::interval(opts.poll_interval.max(Duration::from_millis(100)));
+    // The message of the failing LIST, while it fails.
+    let mut list_failing: Option<String> = None;
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
 
@@ -188,8 +195,16 @@ pub async fn follow<S, F>(
                     api.list(&ListParams::default().labels(&source.selector)),
                 )
                 .await;
+                let listed = match listed {
+                    Ok(Ok(list)) => Ok(list),
+                    Ok(Err(e)) => Err(api_error_text(&e)),
+                    Err(_) => Err("listing pods timed out".to_string()),
+                };
                 match listed {
-                    Ok(Ok(list)) => {
+                    Ok(list) => {
+                        if list_failing.take().is_some() {
+                            events.push(FollowEvent::ListRecovered);
+                        }
                         let plan = tracker.reconcile(log_targets(&list.items, &source.container), opts);
                         for pod in &plan.stop {
                             if let Some(t) = tasks.remove(pod) {
@@ -205,8 +220,12 @@ pub async fn follow<S, F>(
                         events.extend(plan.events);
                         events.push(FollowEvent::Polled);
                     }
-                    Ok(Err(e)) => events.push(FollowEvent::ListFailed { message: api_error_text(&e) }),
-                    Err(_) => events.push(FollowEvent::ListFailed { message: "listing pods timed out".into() }),
+                    Err(message) => {
+                        if list_failing.as_deref() != Some(message.as_str()) {
+                            events.push(FollowEvent::ListFailed { message: message.clone() });
+                        }
+                        list_failing = Some(message);
+                    }
                 }
             }
         }
@@ -253,7 +272,12 @@ impl Tracker {
         match msg {
             StreamMsg::Opened { pod, .. } => {
                 f.row.state = StreamState::Streaming;
-                Some(FollowEvent::Opened { pod })
+                // After an end, say that the stream is back (the end was printed).
+                if f.last_end.take().is_some() {
+                    Some(FollowEvent::Resumed { pod })
+                } else {
+                    Some(FollowEvent::Opened { pod })
+                }
             }
             StreamMsg::Active {
                 pod, active, time, ..
@@ -587,6 +611,19 @@ mod tests {
 
         // The same end again is not reported twice; reopening is bounded.
         assert_eq!(t.on_msg(ended()), None);
+        // The reopened stream says it is back, once (the end was printed).
+        let opened = || StreamMsg::Opened {
+            pod: "a".into(),
+            uid: Some("1".into()),
+        };
+        assert_eq!(
+            t.on_msg(opened()),
+            Some(FollowEvent::Resumed { pod: "a".into() })
+        );
+        assert_eq!(
+            t.on_msg(opened()),
+            Some(FollowEvent::Opened { pod: "a".into() })
+        );
         let plan = t.reconcile(vec![target("a", "1")], &opts(10));
         assert_eq!(started(&plan), ["a"]);
         let _ = t.on_msg(ended());
