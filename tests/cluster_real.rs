@@ -468,32 +468,143 @@ fn the_role_is_enough_through_the_real_authorizer_and_each_missing_rule_is_named
         assert!(!run.stdout.contains("forbidden"), "{}", run.all());
     }
 
-    // Taking pods/portforward away: per-pod names that permission (the API
-    // server's real 403).
-    let mut without: Value = c.kubectl_json(&["get", "role", "-n", ns, &role_name]);
-    for rule in without["rules"].as_array_mut().expect("rules") {
-        if let Some(res) = rule["resources"].as_array_mut() {
-            res.retain(|r| r != "pods/portforward");
+    // Each rule taken away: the API server's real 403 becomes the plugin's
+    // named-permission error (exit 2), or, for the Ingress LIST, a WSA037 note.
+    let triples = role_triples(&role);
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        ("", "services", "get", &["check", SVC]),
+        ("", "pods", "list", &["check", SVC]),
+        (
+            "discovery.k8s.io",
+            "endpointslices",
+            "list",
+            &["check", SVC],
+        ),
+        (
+            "networking.k8s.io",
+            "ingresses",
+            "get",
+            &["check", "ingress/websocket-server"],
+        ),
+        (
+            "apps",
+            "deployments",
+            "get",
+            &["check", "deploy/websocket-server"],
+        ),
+        ("", "pods/log", "get", &["logs", SVC]),
+        (
+            "",
+            "pods/portforward",
+            "create",
+            &["per-pod", SVC, "--connect", "1", "--hold", "0"],
+        ),
+        (
+            "networking.k8s.io",
+            "ingresses",
+            "list",
+            &["check", SVC, "-o", "json"],
+        ),
+    ];
+    for (group, resource, verb, args) in cases {
+        let kept: Vec<&(String, String, String)> = triples
+            .iter()
+            .filter(|(g, r, v)| !(g == group && r == resource && v == verb))
+            .collect();
+        assert_eq!(
+            kept.len() + 1,
+            triples.len(),
+            "the Role grants {verb} {resource}"
+        );
+        let rules: Vec<Value> = kept
+            .iter()
+            .map(|(g, r, v)| serde_json::json!({"apiGroups": [g], "resources": [r], "verbs": [v]}))
+            .collect();
+        let narrowed = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": role_name, "namespace": ns}, "rules": rules,
+        });
+        c.kubectl_as(
+            &c.kubeconfig,
+            &["apply", "-f", "-"],
+            Some(&narrowed.to_string()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (plural, sub) = resource
+            .split_once('/')
+            .map_or((*resource, None), |(p, s)| (p, Some(s)));
+        let with_group = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
+        let qualified = match sub {
+            Some(s) => format!("{with_group}/{s}"),
+            None => with_group.clone(),
+        };
+        // `kubectl auth can-i get pods/log` would ask about a pod named "log".
+        let mut can_i = vec![
+            "auth",
+            "can-i",
+            verb,
+            with_group.as_str(),
+            "-n",
+            ns,
+            "--as=wsa-user",
+        ];
+        let sub_flag = sub.map(|s| format!("--subresource={s}"));
+        can_i.extend(sub_flag.as_deref());
+        eventually(
+            &format!("the authorizer sees {verb} {qualified} taken away"),
+            Duration::from_secs(20),
+            || c.kubectl(&can_i).is_err_and(|e| e.contains("no")),
+        );
+        let mut full = args.to_vec();
+        full.extend(["-n", ns]);
+        let run = plugin(&user, &full);
+        if *verb == "list" && *resource == "ingresses" {
+            assert_eq!(run.code, 0, "without {verb} {resource}: {}", run.all());
+            let note = run.json()["findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|f| f["code"] == "WSA037")
+                .cloned()
+                .unwrap_or_else(|| panic!("WSA037 without list ingresses: {}", run.all()));
+            assert!(note.to_string().contains("list ingresses"), "{note:#}");
+        } else {
+            assert_eq!(run.code, 2, "without {verb} {resource}: {}", run.all());
+            let ask = format!("Ask for `{verb}` on `{qualified}` in {ns}");
+            assert!(
+                run.stderr.contains(&ask),
+                "without {verb} {resource}, says {ask:?}: {}",
+                run.all()
+            );
         }
     }
-    without["rules"]
-        .as_array_mut()
-        .expect("rules")
-        .retain(|r| r["resources"].as_array().is_some_and(|a| !a.is_empty()));
-    without["metadata"] = serde_json::json!({"name": role_name, "namespace": ns});
-    c.kubectl_as(
-        &c.kubeconfig,
-        &["apply", "-f", "-"],
-        Some(&without.to_string()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let run = plugin(&user, &["per-pod", SVC, "-n", ns, "--connect", "1"]);
-    assert_ne!(run.code, 0, "{}", run.all());
-    assert!(
-        run.all().contains("pods/portforward"),
-        "names the permission: {}",
-        run.all()
-    );
+}
+
+/// (group, resource, verb) for every rule of a Role manifest.
+fn role_triples(yaml: &str) -> Vec<(String, String, String)> {
+    let role: Value = serde_saphyr::from_str(yaml).expect("role.yaml is YAML");
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    };
+    let mut out = Vec::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        for g in strings(&rule["apiGroups"]) {
+            for r in strings(&rule["resources"]) {
+                for v in strings(&rule["verbs"]) {
+                    out.push((g.clone(), r.clone(), v));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]

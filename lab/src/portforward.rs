@@ -4,6 +4,7 @@
 //! channel 2i+1; each channel's first frame is the port, 2 bytes little-endian;
 //! every frame starts with its channel byte; failures are text on the error channel.
 //! Each forwarded stream opens a new TCP connection to the pod's backend.
+//! Shared by the fake API and the node agent, which pick the backends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,23 +13,14 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use http::{Request, Response, StatusCode, header};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::api::ResourcePath;
-use crate::faults::{Open, OpenGuard};
-use crate::query::Query;
-use crate::respond::{self, Body};
-use crate::state::{State, lock};
-use crate::status::ApiError;
+/// Held while a connection lives (the fake API counts open forwards with it).
+pub type Guard = Box<dyn Send + Sync>;
 
 pub const V4_BINARY: &str = "v4.channel.k8s.io";
 pub const V4_BASE64: &str = "v4.base64.channel.k8s.io";
@@ -159,106 +151,6 @@ pub(crate) fn refused(sandbox: &str, port: u16) -> String {
     )
 }
 
-pub async fn handle(
-    state: Arc<State>,
-    mut req: Request<Incoming>,
-    p: ResourcePath,
-    q: Query,
-) -> Response<Body> {
-    let ns = p.namespace.clone().unwrap_or_default();
-    let name = p.name.clone().unwrap_or_default();
-    if lock(&state.store).get("", "pods", &ns, &name).is_none() {
-        return respond::error(&ApiError::not_found("", "pods", &name));
-    }
-    let headers = req.headers();
-    let is_ws = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|_| is_ws)
-        .cloned()
-    else {
-        return respond::error(&ApiError::bad_request(
-            "Upgrade request required (the wsaffinity lab serves port-forward over WebSocket only)",
-        ));
-    };
-    let mut values = q.all("ports");
-    values.extend(q.all("port"));
-    let ports = match parse_ports(&values) {
-        Ok(p) => p,
-        Err(e) => return respond::error(&ApiError::bad_request(e)),
-    };
-    let offered = headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok());
-    let (protocol, codec) = match negotiate(offered) {
-        Ok(x) => x,
-        Err(e) => return respond::text(StatusCode::FORBIDDEN, e),
-    };
-
-    let (info, targets) = {
-        let pods = lock(&state.pods);
-        let rt = pods.get(&(ns.clone(), name.clone()));
-        let sandbox = rt
-            .map(|r| r.sandbox.clone())
-            .unwrap_or_else(|| crate::names::hex_id(&[&ns, &name]));
-        let injected = state.faults.portforward_error(&ns, &name);
-        let targets = ports
-            .iter()
-            .map(|&port| {
-                let backend = match (&injected, rt) {
-                    (Some(msg), _) => Err(forward_error(&sandbox, port, msg)),
-                    (None, Some(r)) if !r.killed && r.plan.ports.contains(&port) => {
-                        r.backend.ok_or_else(|| refused(&sandbox, port))
-                    }
-                    _ => Err(refused(&sandbox, port)),
-                };
-                Target { port, backend }
-            })
-            .collect::<Vec<_>>();
-        (PodInfo { ns, name, sandbox }, targets)
-    };
-
-    let accept = derive_accept_key(key.as_bytes());
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    // Counted open from the 101 answer until `run` and its writer let go.
-    let open = state.counters.open(Open::PortForward);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(small_buffers()),
-                )
-                .await;
-                // wsstream's idle timeout: the read deadline is reset by each frame from the client.
-                let idle = state
-                    .faults
-                    .idle_timeout()
-                    .unwrap_or(Duration::from_secs(4 * 3600));
-                let key = (info.ns.clone(), info.name.clone());
-                let pods = state.clone();
-                let killed = move || lock(&pods.pods).get(&key).is_some_and(|r| r.killed);
-                run(ws, codec, targets, info, idle, killed, Some(open)).await;
-            }
-            Err(e) => tracing::debug!("port-forward upgrade failed: {e}"),
-        }
-    });
-    let mut res = Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
-    if !protocol.is_empty() {
-        res = res.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
-    }
-    res.body(respond::full(Bytes::new()))
-        .unwrap_or_else(|_| respond::text(StatusCode::INTERNAL_SERVER_ERROR, ""))
-}
-
 /// How a backend connection ended.
 enum End {
     Eof,
@@ -275,7 +167,7 @@ pub(crate) async fn run<S>(
     pod: PodInfo,
     idle: Duration,
     killed: impl Fn() -> bool + Send,
-    open: Option<OpenGuard>,
+    open: Option<Guard>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

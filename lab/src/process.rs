@@ -1,5 +1,6 @@
-//! Pod processes: the real `websocket-server`, one per pod, on a loopback port,
-//! with the downward-API environment; its stdout and stderr are the pod's log.
+//! Pod processes, shared by the fake API and the node agent: the real
+//! `websocket-server`, one per pod; its stdout and stderr are the pod's log;
+//! it dies with the lab (PR_SET_PDEATHSIG).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
 use crate::logs::LogBuffer;
-use crate::workloads::PodPlan;
 
 const SERVER_BIN: &str = "websocket-server";
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -122,18 +122,14 @@ fn pump<R: AsyncRead + Unpin + Send + 'static>(
     })
 }
 
-/// Start the pod's server and wait until it reports its address.
-pub async fn spawn(bin: &Path, plan: &PodPlan, logs: Arc<LogBuffer>) -> anyhow::Result<PodProcess> {
-    let mut cmd = Command::new(bin);
-    cmd.args(["--port", "0", "--bind", "127.0.0.1"])
-        .args(&plan.server_args)
-        .env("POD_NAME", &plan.name)
-        .env("POD_NAMESPACE", &plan.namespace)
-        .env("NODE_NAME", &plan.node)
-        .env("POD_IP", &plan.pod_ip);
-    let (child, listening) = start(cmd, &plan.name, logs.clone())
-        .with_context(|| format!("starting {} for pod {}", bin.display(), plan.name))?;
-    wait_listening(child, listening, &plan.name, &logs).await
+/// Start a pod's server and wait until it reports its address.
+pub async fn spawn_listening(
+    cmd: Command,
+    pod: &str,
+    logs: Arc<LogBuffer>,
+) -> anyhow::Result<PodProcess> {
+    let (child, listening) = start(cmd, pod, logs.clone())?;
+    wait_listening(child, listening, pod, &logs).await
 }
 
 /// Spawn `cmd` as a pod's container: output into `logs` (closed when both

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::registry::{PodEntry, Registry};
-use crate::pod_log::{log_query, respond_log};
+use crate::log_stream::{log_query, respond_log};
 use crate::portforward::{self, PodInfo, Target, negotiate, parse_ports};
 use crate::query::Query;
 use crate::respond::{self, Body};

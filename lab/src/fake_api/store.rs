@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::fake_api::types::{self, ResourceType};
 use crate::names;
-use crate::types::{self, ResourceType};
 
 pub struct Store {
     types: Vec<ResourceType>,

@@ -7,25 +7,15 @@ use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::discovery;
+use crate::fake_api::discovery;
+pub use crate::fake_api::request::ResourcePath;
+use crate::fake_api::selector::{FieldSelector, LabelSelector, labels_of};
+use crate::fake_api::state::{State, lock};
+use crate::fake_api::types::ResourceType;
+use crate::fake_api::{pod_log, portforward, table, writes};
 use crate::query::Query;
 use crate::respond::{self, Body};
-use crate::selector::{FieldSelector, LabelSelector, labels_of};
-use crate::state::{State, lock};
 use crate::status::ApiError;
-use crate::types::ResourceType;
-use crate::{pod_log, portforward, table, writes};
-
-/// A parsed resource path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourcePath {
-    pub group: String,
-    pub version: String,
-    pub namespace: Option<String>,
-    pub plural: String,
-    pub name: Option<String>,
-    pub sub: Option<String>,
-}
 
 /// What a path asks for.
 #[derive(Debug, PartialEq, Eq)]

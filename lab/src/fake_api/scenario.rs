@@ -53,7 +53,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The bundled copy of the dev overlay, used when the real overlay can't be rendered.
-pub const DEV_FALLBACK: &str = include_str!("../scenarios/dev.yaml");
+pub const DEV_FALLBACK: &str = include_str!("../../scenarios/dev.yaml");
 
 pub fn load(scenario: &Scenario) -> anyhow::Result<Loaded> {
     let (text, source) = match scenario {

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 use tokio::process::Child;
 
-use crate::endpointslice;
-use crate::faults::{Counters, Faults, Tokens};
+use crate::fake_api::endpointslice;
+use crate::fake_api::faults::{Counters, Faults, Tokens};
+use crate::fake_api::store::Store;
+use crate::fake_api::workloads::PodPlan;
 use crate::logs::LogBuffer;
-use crate::store::Store;
-use crate::workloads::PodPlan;
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -116,15 +116,15 @@ fn refresh_workload_status(store: &mut Store) {
                 .iter()
                 .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
                 .collect();
-            let selector = crate::selector::LabelSelector::from_map(&sel);
+            let selector = crate::fake_api::selector::LabelSelector::from_map(&sel);
             let pods: Vec<&Value> = store
                 .list("", "pods", Some(&ns))
                 .into_iter()
-                .filter(|p| selector.matches(&crate::selector::labels_of(p)))
+                .filter(|p| selector.matches(&crate::fake_api::selector::labels_of(p)))
                 .collect();
             let ready = pods
                 .iter()
-                .filter(|p| crate::workloads::pod_is_ready(p))
+                .filter(|p| crate::fake_api::workloads::pod_is_ready(p))
                 .count();
             let total = w
                 .pointer("/spec/replicas")

@@ -11,9 +11,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api;
-use crate::faults::Open;
-use crate::state::State;
+use crate::fake_api::api;
+use crate::fake_api::faults::Open;
+use crate::fake_api::state::State;
 
 pub async fn serve(
     listener: TcpListener,

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::fake_api::types::ResourceType;
 use crate::query::Query;
-use crate::types::ResourceType;
 
 fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")

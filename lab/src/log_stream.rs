@@ -1,5 +1,6 @@
-//! `GET pods/{name}/log`: the pod process's captured output, with the kubelet's
-//! query options, and `follow=true` streaming until the client goes away.
+//! A pod log as an HTTP response, shared by the fake API (`pods/log`) and the
+//! node agent (`/containerLogs`): the kubelet's query options, and
+//! `follow=true` streaming until the container exits or the client goes away.
 
 use std::sync::Arc;
 
@@ -8,15 +9,12 @@ use futures::StreamExt;
 use http::{Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::api::ResourcePath;
-use crate::faults::{Open, OpenGuard};
 use crate::logs::{Limiter, LogBuffer, LogQuery, render};
+use crate::portforward::Guard;
 use crate::query::Query;
 use crate::respond::{self, Body};
-use crate::state::{State, lock};
 use crate::status::ApiError;
 
 fn parse_num<T: std::str::FromStr>(q: &Query, key: &str) -> Result<Option<T>, ApiError> {
@@ -65,68 +63,6 @@ pub(crate) fn log_query(q: &Query) -> Result<LogQuery, ApiError> {
     })
 }
 
-fn container_names(pod: &Value) -> Vec<String> {
-    pod.pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str().map(String::from))
-        .collect()
-}
-
-pub fn handle(state: Arc<State>, p: &ResourcePath, q: &Query) -> Response<Body> {
-    let ns = p.namespace.clone().unwrap_or_default();
-    let name = p.name.clone().unwrap_or_default();
-    let containers = {
-        let store = lock(&state.store);
-        match store.get("", "pods", &ns, &name) {
-            Some(pod) => container_names(pod),
-            None => return respond::error(&ApiError::not_found("", "pods", &name)),
-        }
-    };
-    match q.get("container") {
-        Some(c) if !c.is_empty() && !containers.iter().any(|x| x == c) => {
-            return respond::error(&ApiError::bad_request(format!(
-                "container {c} is not valid for pod {name}"
-            )));
-        }
-        None | Some("") if containers.len() > 1 => {
-            return respond::error(&ApiError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
-            )));
-        }
-        _ => {}
-    }
-    if q.flag("previous") {
-        let c = q
-            .get("container")
-            .filter(|c| !c.is_empty())
-            .map(String::from)
-            .unwrap_or_else(|| containers.join(""));
-        return respond::error(&ApiError::bad_request(format!(
-            "previous terminated container \"{c}\" in pod \"{name}\" not found"
-        )));
-    }
-    let query = match log_query(q) {
-        Ok(query) => query,
-        Err(e) => return respond::error(&e),
-    };
-    // A pod without a process has an empty (and finished) log.
-    let logs = lock(&state.pods)
-        .get(&(ns, name))
-        .map(|r| r.logs.clone())
-        .unwrap_or_else(|| {
-            let empty = LogBuffer::new(0);
-            empty.close();
-            Arc::new(empty)
-        });
-    let counters = state.clone();
-    let on_bytes = move |n: usize| counters.counters.add_log_bytes(n);
-    let open = query.follow.then(|| state.counters.open(Open::LogFollow));
-    respond_log(logs, &query, on_bytes, open)
-}
-
 /// The log lines `query` selects as a response; with `follow` the body streams
 /// new lines until the container exits, the limit is reached or the client goes.
 /// `on_bytes` counts what is sent; `open` stays held while the stream lives.
@@ -134,7 +70,7 @@ pub(crate) fn respond_log(
     logs: Arc<LogBuffer>,
     query: &LogQuery,
     on_bytes: impl Fn(usize) + Send + Sync + 'static,
-    open: Option<OpenGuard>,
+    open: Option<Guard>,
 ) -> Response<Body> {
     let (lines, next) = logs.select(query, jiff::Timestamp::now());
     let mut limiter = Limiter::new(query.limit_bytes);
@@ -173,7 +109,7 @@ struct Follow {
     timestamps: bool,
     on_bytes: Box<dyn Fn(usize) + Send + Sync>,
     /// Counted open until the stream ends or the response body is dropped.
-    _open: Option<OpenGuard>,
+    _open: Option<Guard>,
 }
 
 impl Follow {

@@ -17,12 +17,12 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::api::ResourcePath;
-use crate::endpointslice;
+use crate::fake_api::api::ResourcePath;
+use crate::fake_api::endpointslice;
+use crate::fake_api::state::{State, lock};
 use crate::names;
 use crate::query::Query;
 use crate::respond::{self, Body};
-use crate::state::{State, lock};
 use crate::status::ApiError;
 
 /// Largest request body read (the API server's default is 3 MiB).

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::fake_api::selector::{LabelSelector, labels_of};
+use crate::fake_api::workloads::pod_is_ready;
 use crate::names;
-use crate::selector::{LabelSelector, labels_of};
-use crate::workloads::pod_is_ready;
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
@@ -223,7 +223,7 @@ fn service_labels(svc: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workloads::running_status;
+    use crate::fake_api::workloads::running_status;
 
     fn pod(name: &str, ready: bool, port_name: &str) -> Value {
         let spec = json!({"nodeName": "lab-node-1", "containers": [{"name": "c",

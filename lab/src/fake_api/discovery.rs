@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::store::Store;
-use crate::types::{RESOURCE_VERBS, ResourceType};
+use crate::fake_api::store::Store;
+use crate::fake_api::types::{RESOURCE_VERBS, ResourceType};
 
 pub fn version() -> Value {
     json!({
