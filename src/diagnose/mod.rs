@@ -3,14 +3,21 @@
 //! No I/O, no clock, no kube client. [`Ctx`] is built once (service, endpoint
 //! rows, parsed routes); each rule family is a file with one small function
 //! per code; the verdict and the paths table are built from the result.
+//!
+//! Routes: `route.rs` is the model every file shares ([`Route`],
+//! [`Affinity`], [`Controller`]); `routes.rs` finds the routes in front of the
+//! Service and dispatches each to its controller's file in `controllers/`
+//! (one per controller family, with the rules about routes in general in
+//! `controllers/mod.rs`). The controllers take the model from `route.rs`,
+//! never from the dispatcher.
 
 pub mod annotations;
 mod catalog;
 mod controllers;
 mod endpoints;
-mod ingress_nginx;
 mod paths;
 mod probe;
+mod route;
 mod routes;
 mod service;
 mod target;
@@ -27,7 +34,7 @@ use crate::report::{EndpointRow, Finding, PortRow, Report, ServiceSummary};
 use crate::snapshot::{Observations, Snapshot, TargetRef};
 
 pub use catalog::{RuleInfo, explain};
-pub use routes::{Affinity, Controller, Route, Timeout};
+pub use route::{Affinity, Controller, Route, Timeout};
 
 /// Every rule of the catalog: code, severity, title (and the long texts).
 pub fn catalog() -> &'static [RuleInfo] {
@@ -239,7 +246,7 @@ pub fn findings(ctx: &Ctx) -> Vec<Finding> {
         for rule in endpoints::RULES
             .iter()
             .chain(service::RULES)
-            .chain(ingress_nginx::RULES)
+            .chain(controllers::ingress_nginx::RULES)
             .chain(controllers::RULES)
             .chain(probe::RULES)
         {

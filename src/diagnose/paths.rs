@@ -2,7 +2,7 @@
 //! what picks the pod, and what one client sees.
 
 use super::Ctx;
-use super::routes::{Affinity, Controller, Route};
+use super::route::{Affinity, Controller, Route};
 use crate::report::PathRow;
 
 pub fn rows(ctx: &Ctx) -> Vec<PathRow> {

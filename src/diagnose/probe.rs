@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::routes::Affinity;
+use super::route::Affinity;
 use super::{Ctx, Rule, finding, names, plural};
 use crate::report::Finding;
 use crate::snapshot::{Identity, PodLog, PodProbe, UpgradeRefusal};

@@ -7,7 +7,7 @@
 //! not see.
 
 use super::probe::{IMBALANCE_THRESHOLD, MIN_CONNECTIONS_FOR_IMBALANCE};
-use super::routes::Affinity;
+use super::route::Affinity;
 use super::{Ctx, names, plural};
 use crate::report::{Finding, Severity};
 
