@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use crate::connection;
 use crate::metrics::RejectReason;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub(crate) type Body = Full<Bytes>;
 

@@ -11,7 +11,9 @@ mod http;
 pub mod logging;
 pub mod metrics;
 mod server;
+mod shared;
 pub mod shutdown;
+mod stall_guard;
 
 pub use config::{Cli, Config, Identity, LogFormat};
 pub use server::run;
