@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use super::Ctx;
 use super::controllers::{alb, contour, gateway_api, gke, haproxy, ingress_nginx, istio, traefik};
+use super::ctx::Ctx;
 use super::route::{Controller, Route};
 use crate::snapshot::RouteKind;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{annotation, cookie, seconds_or_problem};
-use crate::diagnose::Ctx;
 use crate::diagnose::annotations::{parse_bool, parse_kv_list};
+use crate::diagnose::ctx::Ctx;
 use crate::diagnose::route::Route;
 
 const ALB: &str = "alb.ingress.kubernetes.io/";

@@ -4,7 +4,7 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::{arr, cookie, obj_name, spec, str_at, text_at};
-use crate::diagnose::Ctx;
+use crate::diagnose::ctx::Ctx;
 use crate::diagnose::route::{Affinity, Controller, Route};
 
 /// Contour HTTPProxy routes whose services name ours.

@@ -2,8 +2,8 @@
 //! backend timeout).
 
 use super::{annotation, cookie, spec, str_at, text_at};
-use crate::diagnose::Ctx;
 use crate::diagnose::annotations::{backend_config_name, parse_seconds};
+use crate::diagnose::ctx::Ctx;
 use crate::diagnose::route::{Affinity, Controller, Route};
 use crate::snapshot::RouteKind;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{annotation, cookie};
-use crate::diagnose::Ctx;
+use crate::diagnose::ctx::Ctx;
 use crate::diagnose::route::{Affinity, Route};
 
 /// HAProxy Technologies (`haproxy.org/`) and haproxy-ingress (`haproxy-ingress.github.io/`)

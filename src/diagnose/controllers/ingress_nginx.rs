@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::diagnose::annotations::{
     client_address_variables, hash_key_variables, parse_bool, parse_seconds,
 };
+use crate::diagnose::ctx::{Ctx, MIN_WS_TIMEOUT_SECS, Rule, finding, names};
 use crate::diagnose::route::{Affinity, Controller, Problem, Route};
-use crate::diagnose::{Ctx, MIN_WS_TIMEOUT_SECS, Rule, finding, names};
 use crate::report::Finding;
 
 pub const RULES: &[Rule] = &[

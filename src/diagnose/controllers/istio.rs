@@ -4,7 +4,7 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::{cookie, obj_name, seconds_or_problem, spec, str_at, text_at};
-use crate::diagnose::Ctx;
+use crate::diagnose::ctx::Ctx;
 use crate::diagnose::route::{Affinity, Controller, Route};
 
 /// Istio DestinationRule whose host is our Service.

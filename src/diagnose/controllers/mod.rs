@@ -27,8 +27,8 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use crate::diagnose::annotations::parse_seconds;
+use crate::diagnose::ctx::{Ctx, Rule, finding, names};
 use crate::diagnose::route::{Affinity, Controller, Route};
-use crate::diagnose::{Ctx, Rule, finding, names};
 use crate::report::Finding;
 use crate::snapshot::SkipReason;
 

@@ -5,8 +5,8 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::{arr, backend_is_ours, cookie, obj_name, seconds_or_problem, spec, str_at, text_at};
-use crate::diagnose::Ctx;
 use crate::diagnose::annotations::parse_bool;
+use crate::diagnose::ctx::Ctx;
 use crate::diagnose::route::{Controller, Route};
 
 const TRAEFIK: &str = "traefik.ingress.kubernetes.io/";
