@@ -7,8 +7,9 @@
 //! [`gather`], [`render`] → [`config`] (every subcommand's validated config;
 //! nothing below it sees a flag) → [`diagnose`], [`emit`] → [`probe`] →
 //! [`target`], [`report`], [`ports`] → [`snapshot`]. Inside a folder the
-//! dispatcher sits above the files it calls, and the types both need sit in a
-//! third, lower file (`diagnose/route.rs`, `probe/url/options.rs`).
+//! dispatcher sits above the files it calls, and what both need sits in a
+//! third, lower file (`diagnose/ctx.rs`, `diagnose/route.rs`,
+//! `emit/common.rs`, `probe/url/options.rs`).
 //!
 //! Pipeline (DESIGN.md): target → gather (kube API, read-only) → [`snapshot::Snapshot`]
 //! → diagnose (pure) → [`report::Report`] → render. Probes add [`snapshot::Observations`].
