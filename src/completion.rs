@@ -26,7 +26,7 @@ use kube::Api;
 use kube::api::ListParams;
 
 use crate::cli::Cli;
-use crate::config::KubeOptions;
+use crate::config::{KubeOptions, ScriptKind};
 
 /// The helper kubectl runs for `kubectl wsaffinity <TAB>`.
 pub const KUBECTL_COMPLETE_SCRIPT: &str = include_str!("../scripts/kubectl_complete-wsaffinity");
@@ -45,16 +45,6 @@ pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DIRECTIVE_DEFAULT: u32 = 0;
 /// cobra's `ShellCompDirectiveNoFileComp`: only our candidates, no file names.
 pub const DIRECTIVE_NO_FILE_COMP: u32 = 4;
-
-/// Which script `completion` prints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScriptKind {
-    Bash,
-    Zsh,
-    Fish,
-    /// The `kubectl_complete-wsaffinity` helper for kubectl's plugin completion.
-    Kubectl,
-}
 
 /// Writes the completion script for `kind`.
 pub fn write_script(kind: ScriptKind, out: &mut dyn Write) -> std::io::Result<()> {

@@ -1,13 +1,16 @@
 //! The validated configuration every command runs with.
 //!
 //! `cli` turns clap's raw arguments into these types; nothing past this point
-//! sees a flag. Pure parsing helpers (`--request-timeout`, colour choice) live
-//! here so they can be unit-tested without clap.
+//! sees a flag. Every subcommand's validated config lives here, below the
+//! commands that use it: this file takes nothing from `cli`, `commands/` or
+//! `completion`. Pure parsing helpers (`--request-timeout`, colour choice)
+//! live here so they can be unit-tested without clap.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::probe::url::{ClientSettings, UrlOptions, WsUrl};
 use crate::target::TargetSpec;
 
 /// Everything one invocation needs.
@@ -64,10 +67,10 @@ pub enum CommandConfig {
     PerPod(PerPodConfig),
     /// `logs`: the engine's own validated config (compiled `--pattern`, limits).
     Logs(crate::probe::logs::LogsConfig),
-    Spread(Box<crate::commands::spread::SpreadConfig>),
-    TestService(crate::commands::test_service::TestServiceConfig),
+    Spread(Box<SpreadConfig>),
+    TestService(TestServiceConfig),
     /// `completion SHELL`: print a completion script.
-    Completion(crate::completion::ScriptKind),
+    Completion(ScriptKind),
     /// `__complete WORDS...`: candidates for the words typed after `kubectl wsaffinity`.
     Complete(Vec<String>),
 }
@@ -114,6 +117,54 @@ pub struct CheckConfig {
     pub target: TargetSpec,
     /// `--explain CODE`: print the long explanation and touch no cluster.
     pub explain: Option<String>,
+}
+
+/// The validated `spread` options.
+#[derive(Clone, Debug)]
+pub struct SpreadConfig {
+    /// `None`: the namespace's only Service.
+    pub target: Option<TargetSpec>,
+    /// `None`: derived from the target's Ingress.
+    pub url: Option<WsUrl>,
+    /// What each simulated client does.
+    pub settings: ClientSettings,
+    /// `--emit`: print this tool's file instead of running the clients.
+    pub emit: Option<crate::emit::Format>,
+}
+
+impl SpreadConfig {
+    /// The engine options for `url`.
+    pub fn options(&self, url: WsUrl) -> UrlOptions {
+        UrlOptions::with_settings(url, self.settings.clone())
+    }
+}
+
+/// What `test-service` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Print the manifest (default): no write.
+    Print,
+    /// `--apply`: create it.
+    Apply,
+    /// `--delete`: remove it (only if it carries the label).
+    Delete,
+}
+
+/// `test-service`: a copy of the target Service without session affinity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestServiceConfig {
+    pub target: TargetSpec,
+    pub action: Action,
+}
+
+/// Which script `completion` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScriptKind {
+    Bash,
+    Zsh,
+    Fish,
+    /// The `kubectl_complete-wsaffinity` helper for kubectl's plugin completion.
+    Kubectl,
 }
 
 /// Parses a kubectl-style `--request-timeout`: `0` (no timeout), a bare

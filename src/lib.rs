@@ -1,5 +1,16 @@
 //! kubectl-wsaffinity: why WebSocket connections are not spread across pods.
 //!
+//! Layers only point down: a file imports from files below it and never from
+//! one that imports it back (STYLE.md, point 10). From the top: `main.rs` →
+//! [`commands`] (one file per subcommand, the only code that wires the parts
+//! together) → [`completion`] → [`cli`] (clap types end there) → [`client`],
+//! [`gather`], [`render`] → [`config`] (every subcommand's validated config;
+//! nothing below it sees a flag) → [`diagnose`], [`emit`] → [`probe`] →
+//! [`target`], [`report`], [`ports`] → [`snapshot`]. Inside a folder the
+//! dispatcher sits above the files it calls, and what both need sits in a
+//! third, lower file (`diagnose/ctx.rs`, `diagnose/route.rs`,
+//! `emit/common.rs`, `probe/url/options.rs`).
+//!
 //! Pipeline (DESIGN.md): target → gather (kube API, read-only) → [`snapshot::Snapshot`]
 //! → diagnose (pure) → [`report::Report`] → render. Probes add [`snapshot::Observations`].
 

@@ -22,7 +22,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tracing::debug;
 
-use crate::server::{Shared, StallGuard};
+use crate::shared::Shared;
+use crate::stall_guard::StallGuard;
 
 /// Read buffer per connection. Small on purpose: it is allocated for every
 /// open connection, idle or not (tungstenite's default is 128 KiB).

@@ -16,8 +16,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::{debug, warn};
 
 use crate::connection;
-use crate::metrics::RejectReason;
-use crate::server::Shared;
+use crate::metrics::{self, RejectReason};
+use crate::shared::Shared;
 
 pub(crate) type Body = Full<Bytes>;
 
@@ -54,7 +54,7 @@ pub(crate) async fn route(
             let mut response = text(StatusCode::OK, shared.metrics.render());
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
             );
             response
         }

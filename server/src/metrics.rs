@@ -1,10 +1,17 @@
-//! Counters, the `Active connections: N` log line, and the Prometheus text.
+//! Counters, the `Active connections: N` log line, and the Prometheus text
+//! (OpenMetrics, rendered by `prometheus-client`).
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tracing::info;
+
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Why a connection attempt was refused before the upgrade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,30 +51,83 @@ impl RejectReason {
     }
 }
 
-/// Server-wide counters. Cheap to update from every connection.
-#[derive(Debug, Default)]
+/// Server-wide counters, kept in `prometheus-client` metrics and rendered
+/// by its encoder. Cheap to update from every connection.
+#[derive(Debug)]
 pub struct Metrics {
-    active: AtomicUsize,
-    connections_total: AtomicU64,
-    messages_in: AtomicU64,
-    messages_out: AtomicU64,
-    rejected: [AtomicU64; 4],
+    active: Gauge,
+    connections_total: Counter,
+    /// The series of `websocket_messages_total`, held so that counting
+    /// needs no label lookup: `direction="in"` and `direction="out"`.
+    messages_in: Counter,
+    messages_out: Counter,
+    /// `websocket_rejected_total`, one series per [`RejectReason`].
+    rejected: [Counter; 4],
+    registry: Registry,
     /// Serialises count changes with their log lines, so the logged counts
     /// appear in the order they happened.
     order: Mutex<()>,
 }
 
+/// One series' labels, e.g. `direction="in"`.
+type Labels = Vec<(&'static str, &'static str)>;
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let active = Gauge::default();
+        let connections_total = Counter::default();
+        let messages = Family::<Labels, Counter>::default();
+        let rejected = Family::<Labels, Counter>::default();
+        // Every series exists from the start, at 0.
+        let messages_in = messages.get_or_create(&vec![("direction", "in")]).clone();
+        let messages_out = messages.get_or_create(&vec![("direction", "out")]).clone();
+        let rejected_series =
+            RejectReason::ALL.map(|r| rejected.get_or_create(&vec![("reason", r.label())]).clone());
+        // Counters are registered without `_total`: the encoder adds it.
+        let mut registry = Registry::default();
+        registry.register(
+            "websocket_active_connections",
+            "Open WebSocket connections",
+            active.clone(),
+        );
+        registry.register(
+            "websocket_connections",
+            "WebSocket connections accepted since start",
+            connections_total.clone(),
+        );
+        registry.register(
+            "websocket_messages",
+            "Data messages received from (in) and sent to (out) clients",
+            messages,
+        );
+        registry.register(
+            "websocket_rejected",
+            "Connection attempts refused before the upgrade, by reason",
+            rejected,
+        );
+        Metrics {
+            active,
+            connections_total,
+            messages_in,
+            messages_out,
+            rejected: rejected_series,
+            registry,
+            order: Mutex::new(()),
+        }
+    }
+}
+
 impl Metrics {
     /// Open WebSocket connections right now.
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
+        usize::try_from(self.active.get()).unwrap_or(0)
     }
 
     /// Counts a new WebSocket connection and logs the new count. The count
     /// drops again (and is logged) when the returned guard is dropped.
     pub fn open(&self) -> ActiveGuard<'_> {
         let now = self.change(|n| n + 1);
-        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.inc();
         ActiveGuard {
             metrics: self,
             active_after_open: now,
@@ -79,8 +139,8 @@ impl Metrics {
             .order
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = f(self.active.load(Ordering::Relaxed));
-        self.active.store(now, Ordering::Relaxed);
+        let now = f(self.active());
+        self.active.set(i64::try_from(now).unwrap_or(i64::MAX));
         info!("Active connections: {now}");
         now
     }
@@ -88,54 +148,28 @@ impl Metrics {
     /// Adds data messages received from clients.
     pub fn received(&self, n: u64) {
         if n > 0 {
-            self.messages_in.fetch_add(n, Ordering::Relaxed);
+            self.messages_in.inc_by(n);
         }
     }
 
     /// Adds data messages sent to clients (hello and echoes).
     pub fn sent(&self, n: u64) {
         if n > 0 {
-            self.messages_out.fetch_add(n, Ordering::Relaxed);
+            self.messages_out.inc_by(n);
         }
     }
 
     /// Counts a refused connection attempt.
     pub fn rejected(&self, reason: RejectReason) {
-        self.rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
+        self.rejected[reason.index()].inc();
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
+    /// The OpenMetrics text exposition (which Prometheus reads), served
+    /// with [`CONTENT_TYPE`].
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(1024);
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            "# HELP websocket_active_connections Open WebSocket connections.\n\
-             # TYPE websocket_active_connections gauge\n\
-             websocket_active_connections {}\n\
-             # HELP websocket_connections_total WebSocket connections accepted since start.\n\
-             # TYPE websocket_connections_total counter\n\
-             websocket_connections_total {}\n\
-             # HELP websocket_messages_total Data messages received from (in) and sent to (out) clients.\n\
-             # TYPE websocket_messages_total counter\n\
-             websocket_messages_total{{direction=\"in\"}} {}\n\
-             websocket_messages_total{{direction=\"out\"}} {}\n\
-             # HELP websocket_rejected_total Connection attempts refused before the upgrade, by reason.\n\
-             # TYPE websocket_rejected_total counter\n",
-            self.active(),
-            load(&self.connections_total),
-            load(&self.messages_in),
-            load(&self.messages_out),
-        );
-        for reason in RejectReason::ALL {
-            let _ = writeln!(
-                out,
-                "websocket_rejected_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                load(&self.rejected[reason.index()])
-            );
-        }
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }

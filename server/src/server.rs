@@ -1,52 +1,36 @@
 //! The listener: accept loop, connection limit, shutdown and drain.
+//!
+//! As in mini-redis, the listener owns the state every connection shares
+//! ([`Shared`], built here once) and hands each connection's handler its
+//! clone; `http.rs` (routing and the upgrade) and `connection.rs` (one
+//! WebSocket) only receive it and never reach back into this file.
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio::time::{Sleep, sleep, timeout};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio::time::{sleep, timeout};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::connection::websocket_config;
 use crate::http::{ConnectionContext, route};
-use crate::metrics::{Metrics, RejectReason};
+use crate::metrics::RejectReason;
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
+use crate::stall_guard::StallGuard;
 
 /// Sockets allowed on top of `--max-connections`, so that health checks,
 /// metrics and the 503 answers still get through at the limit. Every socket
 /// (HTTP or WebSocket) holds one permit from accept to close.
 const HTTP_HEADROOM: usize = 256;
-
-/// State shared by every connection.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) metrics: Metrics,
-    pub(crate) shutdown: Shutdown,
-    /// One permit per open WebSocket connection.
-    pub(crate) websocket_slots: Arc<Semaphore>,
-    pub(crate) websocket_config: WebSocketConfig,
-    next_id: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn next_connection_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-}
 
 /// Serves WebSocket and HTTP on `listener` until `shutdown` resolves, then
 /// drains: `/readyz` turns 503, the listener closes, every open connection
@@ -60,14 +44,12 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let (notice_tx, notice_rx) = watch::channel(false);
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
-    let shared = Arc::new(Shared {
-        websocket_slots: Arc::new(Semaphore::new(config.max_connections)),
-        websocket_config: websocket_config(config.max_message_size),
-        metrics: Metrics::default(),
-        shutdown: Shutdown::new(notice_rx),
-        next_id: AtomicU64::new(1),
+    let websocket_config = websocket_config(config.max_message_size);
+    let shared = Arc::new(Shared::new(
         config,
-    });
+        websocket_config,
+        Shutdown::new(notice_rx),
+    ));
     let sockets = Arc::new(Semaphore::new(
         shared.config.max_connections.saturating_add(HTTP_HEADROOM),
     ));
@@ -212,93 +194,6 @@ impl HttpConnection {
                 }
             }
         }
-    }
-}
-
-/// The socket while it speaks HTTP. A write that makes no progress for
-/// `limit` fails with `TimedOut`, so a client that stops reading its answers
-/// cannot hold a socket (and its permit) forever; a client that reads is
-/// never cut off, however long the connection lives. On upgrade the bare
-/// stream is taken back out ([`StallGuard::into_inner`]).
-pub(crate) struct StallGuard {
-    stream: TcpStream,
-    limit: Duration,
-    /// Running while a write is blocked; cleared by any progress.
-    stalled: Option<Pin<Box<Sleep>>>,
-}
-
-impl StallGuard {
-    fn new(stream: TcpStream, limit: Duration) -> Self {
-        StallGuard {
-            stream,
-            limit,
-            stalled: None,
-        }
-    }
-
-    pub(crate) fn into_inner(self) -> TcpStream {
-        self.stream
-    }
-
-    /// Passes on the outcome of a write: a finished write clears the stall
-    /// timer, a blocked one starts it (or fails once it has run out).
-    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if poll.is_ready() {
-            self.stalled = None;
-            return poll;
-        }
-        let limit = self.limit;
-        let stalled = self.stalled.get_or_insert_with(|| Box::pin(sleep(limit)));
-        ready!(stalled.as_mut().poll(cx));
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the client stopped reading",
-        )))
-    }
-}
-
-impl AsyncRead for StallGuard {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for StallGuard {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.watch(cx, poll)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.watch(cx, poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A TCP flush is a no-op: only writes can stall.
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

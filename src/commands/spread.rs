@@ -14,36 +14,16 @@ use anyhow::{Context, bail};
 
 use crate::client;
 use crate::commands::per_pod::EXIT_INTERRUPTED;
-use crate::config::{Config, OutputFormat};
+use crate::config::{Config, OutputFormat, SpreadConfig};
 use crate::diagnose;
 use crate::gather;
 use crate::probe::cancel::Cancel;
 use crate::probe::url::derive::url_from_ingresses;
+use crate::probe::url::run_clients_until;
 use crate::probe::url::summary::summarize;
-use crate::probe::url::{ClientSettings, UrlOptions, WsUrl, run_clients_until};
 use crate::render;
 use crate::snapshot::{Observations, Snapshot};
 use crate::target::TargetSpec;
-
-/// The validated `spread` options.
-#[derive(Clone, Debug)]
-pub struct SpreadConfig {
-    /// `None`: the namespace's only Service.
-    pub target: Option<TargetSpec>,
-    /// `None`: derived from the target's Ingress.
-    pub url: Option<WsUrl>,
-    /// What each simulated client does.
-    pub settings: ClientSettings,
-    /// `--emit`: print this tool's file instead of running the clients.
-    pub emit: Option<crate::emit::Format>,
-}
-
-impl SpreadConfig {
-    /// The engine options for `url`.
-    pub fn options(&self, url: WsUrl) -> UrlOptions {
-        UrlOptions::with_settings(url, self.settings.clone())
-    }
-}
 
 /// With `--url`, the cluster is optional: this bounds the attempt to read it.
 const OPTIONAL_SNAPSHOT_BUDGET: Duration = Duration::from_secs(5);

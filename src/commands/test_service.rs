@@ -16,7 +16,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 
 use crate::client::{self, Kube};
-use crate::config::{Config, OutputFormat};
+use crate::config::{Action, Config, OutputFormat, TestServiceConfig};
 use crate::gather::error::{Call, Failure, classify};
 use crate::gather::{self, GatherError};
 use crate::render;
@@ -27,23 +27,6 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "kubectl-wsaffinity";
 /// Appended to the source Service's name.
 pub const SUFFIX: &str = "-affinity-test";
-
-/// What `test-service` does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Print the manifest (default): no write.
-    Print,
-    /// `--apply`: create it.
-    Apply,
-    /// `--delete`: remove it (only if it carries the label).
-    Delete,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TestServiceConfig {
-    pub target: TargetSpec,
-    pub action: Action,
-}
 
 /// `<service>-affinity-test`, cut to a valid DNS-1035 label (63 characters):
 /// the suffix is kept, the source name is shortened.

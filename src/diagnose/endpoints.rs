@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{Ctx, Rule, finding, names, plural};
+use super::ctx::{Ctx, Rule, finding, names, plural};
 use crate::report::{EndpointRow, Finding};
 use crate::snapshot::Snapshot;
 

@@ -3,14 +3,26 @@
 //! No I/O, no clock, no kube client. [`Ctx`] is built once (service, endpoint
 //! rows, parsed routes); each rule family is a file with one small function
 //! per code; the verdict and the paths table are built from the result.
+//!
+//! This file is the dispatcher: it runs the families. What they share
+//! ([`Ctx`], [`Rule`], [`finding`]) is in `ctx.rs`, below it, so no family
+//! takes anything back from the file that calls it.
+//!
+//! Routes: `route.rs` is the model every file shares ([`Route`],
+//! [`Affinity`], [`Controller`]); `routes.rs` finds the routes in front of the
+//! Service and dispatches each to its controller's file in `controllers/`
+//! (one per controller family, with the rules about routes in general in
+//! `controllers/mod.rs`). The controllers take the model from `route.rs`,
+//! never from the dispatcher.
 
 pub mod annotations;
 mod catalog;
 mod controllers;
+mod ctx;
 mod endpoints;
-mod ingress_nginx;
 mod paths;
 mod probe;
+mod route;
 mod routes;
 mod service;
 mod target;
@@ -19,38 +31,20 @@ mod verdict;
 #[cfg(test)]
 mod fixtures;
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{Service, ServiceSpec};
-
-use crate::report::{EndpointRow, Finding, PortRow, Report, ServiceSummary};
+use crate::report::{Finding, PortRow, Report, ServiceSummary};
 use crate::snapshot::{Observations, Snapshot, TargetRef};
 
 pub use catalog::{RuleInfo, explain};
-pub use routes::{Affinity, Controller, Route, Timeout};
+pub use ctx::{Ctx, DEFAULT_CLIENT_IP_TIMEOUT, MIN_WS_TIMEOUT_SECS, Rule, finding, names, plural};
+pub use route::{Affinity, Controller, Route, Timeout};
 
 /// Every rule of the catalog: code, severity, title (and the long texts).
 pub fn catalog() -> &'static [RuleInfo] {
     catalog::CATALOG
 }
 
-/// Timeouts below this many seconds cut idle WebSockets (WSA034).
-pub const MIN_WS_TIMEOUT_SECS: u64 = 3600;
-/// Default `sessionAffinityConfig.clientIP.timeoutSeconds`.
-pub const DEFAULT_CLIENT_IP_TIMEOUT: i32 = 10800;
-
-/// What every rule reads: the snapshot plus what was derived from it once.
-pub struct Ctx<'a> {
-    pub snap: &'a Snapshot,
-    pub obs: &'a Observations,
-    pub service: Option<&'a Service>,
-    /// The Service's name (or, when it is missing, the name the user asked for).
-    pub name: String,
-    pub endpoints: Vec<EndpointRow>,
-    pub routes: Vec<Route>,
-}
-
 impl<'a> Ctx<'a> {
+    /// Built once per diagnosis: the endpoint rows and the parsed routes.
     pub fn new(snap: &'a Snapshot, obs: &'a Observations) -> Self {
         let service = snap.service.as_ref();
         let name = service
@@ -70,109 +64,12 @@ impl<'a> Ctx<'a> {
         }
         ctx
     }
-
-    pub fn spec(&self) -> Option<&'a ServiceSpec> {
-        self.service.and_then(|s| s.spec.as_ref())
-    }
-
-    pub fn ns(&self) -> &str {
-        &self.snap.namespace
-    }
-
-    /// `service/NAME` for evidence strings.
-    pub fn svc_ref(&self) -> String {
-        format!("service/{}", self.name)
-    }
-
-    pub fn service_annotations(&self) -> &'a BTreeMap<String, String> {
-        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
-        self.service
-            .and_then(|s| s.metadata.annotations.as_ref())
-            .unwrap_or(&EMPTY)
-    }
-
-    /// `ClusterIP` when unset.
-    pub fn service_type(&self) -> &'a str {
-        self.spec()
-            .and_then(|s| s.type_.as_deref())
-            .unwrap_or("ClusterIP")
-    }
-
-    /// `None` when unset.
-    pub fn session_affinity(&self) -> &'a str {
-        self.spec()
-            .and_then(|s| s.session_affinity.as_deref())
-            .unwrap_or("None")
-    }
-
-    /// The ClientIP timeout when ClientIP affinity is on.
-    pub fn client_ip_timeout(&self) -> Option<i32> {
-        if self.session_affinity() != "ClientIP" {
-            return None;
-        }
-        let explicit = self
-            .spec()
-            .and_then(|s| s.session_affinity_config.as_ref())
-            .and_then(|c| c.client_ip.as_ref())
-            .and_then(|c| c.timeout_seconds);
-        Some(explicit.unwrap_or(DEFAULT_CLIENT_IP_TIMEOUT))
-    }
-
-    /// NodePort or LoadBalancer: reachable from outside the cluster on node ports.
-    pub fn is_external_type(&self) -> bool {
-        matches!(self.service_type(), "NodePort" | "LoadBalancer")
-    }
-
-    /// `Cluster` when unset.
-    pub fn external_traffic_policy(&self) -> &'a str {
-        self.spec()
-            .and_then(|s| s.external_traffic_policy.as_deref())
-            .unwrap_or("Cluster")
-    }
-
-    pub fn ready_endpoints(&self) -> Vec<&EndpointRow> {
-        self.endpoints.iter().filter(|e| e.ready).collect()
-    }
-
-    pub fn ready_count(&self) -> usize {
-        self.ready_endpoints().len()
-    }
-
-    /// Routes that are a way in (Ingress, HTTPRoute, HTTPProxy, IngressRoute).
-    pub fn entry_routes(&self) -> impl Iterator<Item = &Route> {
-        self.routes.iter().filter(|r| r.entry)
-    }
 }
 
 /// `svc/foo` → `foo`.
 fn requested_name(requested: &str) -> String {
     requested.rsplit('/').next().unwrap_or(requested).to_owned()
 }
-
-/// Build a finding with the catalog's severity and title.
-pub fn finding(
-    code: &'static str,
-    detail: impl Into<String>,
-    evidence: Vec<String>,
-    fix: impl Into<String>,
-) -> Finding {
-    let (severity, title) = match catalog::rule(code) {
-        Some(r) => (r.severity, r.title.to_owned()),
-        // Unreachable for catalog codes; keep rendering rather than panic.
-        None => (crate::report::Severity::Info, code.to_owned()),
-    };
-    Finding {
-        code,
-        severity,
-        title,
-        detail: detail.into(),
-        evidence,
-        fix: fix.into(),
-    }
-}
-
-/// One rule: a pure function of the context.
-pub type Rule = fn(&Ctx) -> Vec<Finding>;
 
 /// Run every static and probe rule, and build the report.
 pub fn diagnose(
@@ -239,7 +136,7 @@ pub fn findings(ctx: &Ctx) -> Vec<Finding> {
         for rule in endpoints::RULES
             .iter()
             .chain(service::RULES)
-            .chain(ingress_nginx::RULES)
+            .chain(controllers::ingress_nginx::RULES)
             .chain(controllers::RULES)
             .chain(probe::RULES)
         {
@@ -308,24 +205,6 @@ fn service_summary(ctx: &Ctx) -> Option<ServiceSummary> {
         cluster_ip: spec.and_then(|s| s.cluster_ip.clone()),
         ports,
     })
-}
-
-/// Backticked, comma-separated names for messages: `a`, `b`.
-pub fn names(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// "1 pod" / "2 pods".
-pub fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }
 
 #[cfg(test)]

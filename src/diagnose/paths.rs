@@ -1,8 +1,8 @@
 //! The paths table: each way into the pods, how many pods it can reach,
 //! what picks the pod, and what one client sees.
 
-use super::Ctx;
-use super::routes::{Affinity, Controller, Route};
+use super::ctx::Ctx;
+use super::route::{Affinity, Controller, Route};
 use crate::report::PathRow;
 
 pub fn rows(ctx: &Ctx) -> Vec<PathRow> {

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::routes::Affinity;
-use super::{Ctx, Rule, finding, names, plural};
+use super::ctx::{Ctx, Rule, finding, names, plural};
+use super::route::Affinity;
 use crate::report::Finding;
 use crate::snapshot::{Identity, PodLog, PodProbe, UpgradeRefusal};
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ctx, DEFAULT_CLIENT_IP_TIMEOUT, Rule, finding, plural};
+use super::ctx::{Ctx, DEFAULT_CLIENT_IP_TIMEOUT, Rule, finding, plural};
 use crate::report::Finding;
 
 pub const RULES: &[Rule] = &[

@@ -1,6 +1,6 @@
 //! WSA001: the target does not exist; suggest close names.
 
-use super::{Ctx, finding, names};
+use super::ctx::{Ctx, finding, names};
 use crate::report::Finding;
 
 /// Levenshtein distance over chars.

@@ -6,9 +6,9 @@
 //! alone would predict, and the verdict never claims a spread the test did
 //! not see.
 
+use super::ctx::{Ctx, names, plural};
 use super::probe::{IMBALANCE_THRESHOLD, MIN_CONNECTIONS_FOR_IMBALANCE};
-use super::routes::Affinity;
-use super::{Ctx, names, plural};
+use super::route::Affinity;
 use crate::report::{Finding, Severity};
 
 /// Findings about what was measured, in the order they lead the verdict.

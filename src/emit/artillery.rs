@@ -17,7 +17,7 @@
 //! complete the capture step a second time and crash Artillery's worker
 //! (`Callback was already called`).
 
-use super::{host_header, not_carried, quote, resolve_for, secs_at_least, spread_line};
+use super::common::{host_header, not_carried, quote, resolve_for, secs_at_least, spread_line};
 use crate::probe::url::UrlOptions;
 
 /// Virtual users arriving per second of the phase.

@@ -10,8 +10,11 @@
 //! The TestRun runs that script inside the cluster with the k6-operator, its
 //! VUs split over `spec.parallelism` runner pods.
 
-use super::{K6_NAME, canonical_header, not_carried, quote, resolve_for, spread_line};
+use super::common::{canonical_header, not_carried, quote, resolve_for, spread_line};
 use crate::probe::url::UrlOptions;
+
+/// Name of the k6-operator TestRun and of the ConfigMap holding the script.
+pub const K6_NAME: &str = "wsaffinity-spread";
 
 /// Runner pods at most (each takes an equal share of the VUs).
 const MAX_PARALLELISM: u32 = 4;

@@ -11,6 +11,7 @@
 pub mod attribution;
 pub mod cookies;
 pub mod derive;
+pub mod options;
 pub mod parse;
 pub mod summary;
 pub mod tls;
@@ -24,7 +25,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
@@ -34,6 +35,7 @@ use crate::snapshot::{UrlClient, UrlRun};
 
 pub use attribution::{AttributedBy, Clues, attribute};
 pub use cookies::CookieJar;
+pub use options::{ClientSettings, UrlOptions};
 pub use parse::{ParseError, ResolveEntry, WsUrl, parse_header, parse_resolve};
 
 /// Affinity cookie names of common balancers, tried when none is given:
@@ -49,77 +51,6 @@ pub const KNOWN_AFFINITY_COOKIES: [&str; 9] = [
     "GCLB",
     "__ISTIO_AFFINITY",
 ];
-
-/// What a simulated client does, as the user set it: one owner for the
-/// settings that `spread` takes and the engine and the emitters read.
-#[derive(Clone, Debug)]
-pub struct ClientSettings {
-    /// Simulated clients (K), each with its own cookie jar.
-    pub clients: u32,
-    /// Connections per client (M).
-    pub connect: u32,
-    pub resolve: Vec<ResolveEntry>,
-    pub insecure: bool,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// Local addresses to bind, one per client, round-robin.
-    pub source_ips: Vec<IpAddr>,
-    pub identity_header: HeaderName,
-    /// The affinity cookie's name; `None`: detect it from the responses.
-    pub affinity_cookie: Option<String>,
-    /// `false` with `--no-cookies`: no cookie is ever sent.
-    pub cookies: bool,
-    /// Bound on TCP connect + TLS + WebSocket handshake, per connection.
-    pub timeout: Duration,
-    /// How long to keep everything open once all connections are up.
-    pub hold: Duration,
-}
-
-impl Default for ClientSettings {
-    /// Defaults of the CLI: 5 clients × 4 connections, 10 s timeout.
-    fn default() -> Self {
-        ClientSettings {
-            clients: 5,
-            connect: 4,
-            resolve: Vec::new(),
-            insecure: false,
-            headers: Vec::new(),
-            source_ips: Vec::new(),
-            identity_header: HeaderName::from_static("x-pod-name"),
-            affinity_cookie: None,
-            cookies: true,
-            timeout: Duration::from_secs(10),
-            hold: Duration::ZERO,
-        }
-    }
-}
-
-/// Validated options; nothing past the CLI sees flags.
-#[derive(Clone, Debug)]
-pub struct UrlOptions {
-    pub url: WsUrl,
-    pub settings: ClientSettings,
-    /// How long to wait for a hello message after the handshake.
-    pub hello_wait: Duration,
-    /// Clients opening connections at the same time.
-    pub parallel: usize,
-}
-
-impl UrlOptions {
-    /// The CLI's defaults ([`ClientSettings::default`]) for `url`.
-    pub fn new(url: WsUrl) -> Self {
-        UrlOptions::with_settings(url, ClientSettings::default())
-    }
-
-    /// `settings` for `url`; the hello wait is at most the timeout.
-    pub fn with_settings(url: WsUrl, settings: ClientSettings) -> Self {
-        UrlOptions {
-            url,
-            hello_wait: settings.timeout.min(Duration::from_millis(1500)),
-            settings,
-            parallel: 32,
-        }
-    }
-}
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

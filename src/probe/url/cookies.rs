@@ -1,32 +1,27 @@
-//! One simulated client's cookie jar, roughly as a browser keeps it
-//! (RFC 6265 §5.3, simplified): `Set-Cookie` from a handshake response is
-//! stored and sent on the same client's later connections when the domain and
-//! path match, until `Max-Age`/`Expires` runs out. `Secure` cookies only go
-//! over `wss://`. The clock is a parameter, so tests need no sleeping.
+//! One simulated client's cookie jar, kept as a browser keeps it: a
+//! [`cookie_store::CookieStore`] (the jar behind reqwest and ureq: RFC 6265
+//! parsing, domain and path matching, default paths, replacement, `Secure`
+//! and `HttpOnly`). `Set-Cookie` from a handshake response is stored and sent
+//! on the same client's later connections. A WebSocket URL is matched as the
+//! HTTP URL its handshake is (`ws://` as `http://`, `wss://` as `https://`).
+//!
+//! Expiry runs on the caller's clock: each call takes `now`, so tests need no
+//! sleeping. The store itself reads the system clock, so it holds every
+//! cookie as a session cookie, and the jar turns `Max-Age` into an absolute
+//! `Expires` (on `now`) that it checks itself; `Max-Age` still wins over
+//! `Expires`, and a cookie that has run out on arrival deletes its namesake.
 
-use std::time::{Duration, SystemTime};
+use std::cmp::Reverse;
+use std::time::SystemTime;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cookie {
-    pub name: String,
-    pub value: String,
-    /// Lower-cased domain without a leading dot.
-    pub domain: String,
-    /// `false`: sent only to exactly `domain` (no `Domain` attribute given).
-    pub include_subdomains: bool,
-    pub path: String,
-    pub secure: bool,
-    /// `None`: a session cookie (lives as long as the simulated client).
-    pub expires: Option<SystemTime>,
-}
+use cookie_store::{Cookie, CookieExpiration, CookieStore, RawCookie};
+use time::OffsetDateTime;
+use url::Url;
 
 #[derive(Clone, Debug, Default)]
 pub struct CookieJar {
-    cookies: Vec<Cookie>,
+    store: CookieStore,
 }
-
-/// Cookies a jar may hold; a browser keeps ~50 per domain.
-const MAX_COOKIES: usize = 50;
 
 impl CookieJar {
     pub fn new() -> Self {
@@ -34,51 +29,59 @@ impl CookieJar {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cookies.is_empty()
+        self.store.iter_any().next().is_none()
     }
 
-    pub fn cookies(&self) -> &[Cookie] {
-        &self.cookies
+    /// Every cookie the jar holds.
+    pub fn cookies(&self) -> Vec<&Cookie<'static>> {
+        self.store.iter_any().collect()
     }
 
     /// Stores one `Set-Cookie` header value received from `host` for a
-    /// request to `request_path`. Malformed values are ignored, as browsers do.
+    /// request to `request_path`. Malformed values, and a `Domain` that does
+    /// not cover `host`, are ignored, as browsers do.
     pub fn store(&mut self, set_cookie: &str, host: &str, request_path: &str, now: SystemTime) {
-        let Some(cookie) = parse_set_cookie(set_cookie, host, request_path, now) else {
+        let (Ok(mut raw), Some(url)) = (
+            RawCookie::parse(set_cookie),
+            http_url(host, request_path, false),
+        ) else {
             return;
         };
-        self.cookies.retain(|c| {
-            !(c.name == cookie.name && c.domain == cookie.domain && c.path == cookie.path)
-        });
-        if cookie.expires.is_some_and(|e| e <= now) {
+        let now = OffsetDateTime::from(now);
+        // Max-Age wins over Expires; both become an absolute time on `now`.
+        let expires = match raw.max_age() {
+            Some(max_age) => Some(now.saturating_add(max_age)),
+            None => raw.expires_datetime(),
+        };
+        raw.set_max_age(None);
+        if let Some(at) = expires {
+            raw.set_expires(at);
+        }
+        let Ok(mut cookie) = Cookie::try_from_raw_cookie(&raw.into_owned(), &url) else {
+            return;
+        };
+        if expires.is_some_and(|at| at <= now) {
             // Max-Age<=0 or an Expires in the past deletes the cookie.
+            let (domain, path) = (String::from(&cookie.domain), String::from(&cookie.path));
+            self.store.remove(&domain, &path, cookie.name());
             return;
         }
-        if self.cookies.len() >= MAX_COOKIES {
-            self.cookies.remove(0);
-        }
-        self.cookies.push(cookie);
+        // Kept as a session cookie for the store (see the module docs).
+        cookie.expires = CookieExpiration::SessionEnd;
+        let _ = self.store.insert(cookie, &url);
     }
 
     /// The `Cookie` header value for a request, or `None` when nothing matches.
     /// Longer paths first, as RFC 6265 §5.4 asks.
     pub fn header_for(&self, host: &str, path: &str, tls: bool, now: SystemTime) -> Option<String> {
-        let host = host.to_ascii_lowercase();
-        let mut matching: Vec<&Cookie> = self
-            .cookies
-            .iter()
-            .filter(|c| c.expires.is_none_or(|e| e > now))
-            .filter(|c| !c.secure || tls)
-            .filter(|c| domain_matches(c, &host))
-            .filter(|c| path_matches(&c.path, path))
-            .collect();
+        let mut matching = self.matching(host, path, tls, now);
         if matching.is_empty() {
             return None;
         }
-        matching.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
+        matching.sort_by_key(|c| Reverse(String::from(&c.path).len()));
         let pairs: Vec<String> = matching
             .iter()
-            .map(|c| format!("{}={}", c.name, c.value))
+            .map(|c| format!("{}={}", c.name(), c.value_trimmed()))
             .collect();
         Some(pairs.join("; "))
     }
@@ -92,121 +95,48 @@ impl CookieJar {
         tls: bool,
         now: SystemTime,
     ) -> Option<&str> {
-        let host = host.to_ascii_lowercase();
-        self.cookies
-            .iter()
-            .filter(|c| c.name == name)
-            .filter(|c| c.expires.is_none_or(|e| e > now))
-            .filter(|c| !c.secure || tls)
-            .filter(|c| domain_matches(c, &host))
-            .find(|c| path_matches(&c.path, path))
-            .map(|c| c.value.as_str())
+        self.matching(host, path, tls, now)
+            .into_iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value_trimmed())
     }
-}
 
-fn domain_matches(c: &Cookie, host: &str) -> bool {
-    if c.domain == host {
-        return true;
-    }
-    c.include_subdomains
-        && host.len() > c.domain.len()
-        && host.ends_with(&c.domain)
-        && host.as_bytes()[host.len() - c.domain.len() - 1] == b'.'
-}
-
-/// RFC 6265 §5.1.4 path-match.
-fn path_matches(cookie_path: &str, request_path: &str) -> bool {
-    if cookie_path == request_path {
-        return true;
-    }
-    request_path.starts_with(cookie_path)
-        && (cookie_path.ends_with('/') || request_path[cookie_path.len()..].starts_with('/'))
-}
-
-/// RFC 6265 §5.1.4 default-path: the request path up to its last `/`.
-fn default_path(request_path: &str) -> String {
-    if !request_path.starts_with('/') {
-        return "/".to_string();
-    }
-    match request_path.rfind('/') {
-        Some(0) | None => "/".to_string(),
-        Some(i) => request_path[..i].to_string(),
-    }
-}
-
-/// Parses a `Set-Cookie` value into a cookie for `host`; `None` when the
-/// value is malformed or the `Domain` attribute does not cover `host`.
-pub fn parse_set_cookie(
-    value: &str,
-    host: &str,
-    request_path: &str,
-    now: SystemTime,
-) -> Option<Cookie> {
-    let mut parts = value.split(';');
-    let (name, val) = parts.next()?.split_once('=')?;
-    let name = name.trim();
-    if name.is_empty() {
-        return None;
-    }
-    let val = val.trim().trim_matches('"');
-    let host = host.to_ascii_lowercase();
-    let mut cookie = Cookie {
-        name: name.to_string(),
-        value: val.to_string(),
-        domain: host.clone(),
-        include_subdomains: false,
-        path: default_path(request_path),
-        secure: false,
-        expires: None,
-    };
-    let mut max_age: Option<i64> = None;
-    let mut expires: Option<SystemTime> = None;
-    for attr in parts {
-        let (k, v) = match attr.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
-            None => (attr.trim(), ""),
+    /// The unexpired cookies the store matches to the request.
+    fn matching(
+        &self,
+        host: &str,
+        path: &str,
+        tls: bool,
+        now: SystemTime,
+    ) -> Vec<&Cookie<'static>> {
+        let Some(url) = http_url(host, path, tls) else {
+            return Vec::new();
         };
-        match k.to_ascii_lowercase().as_str() {
-            "max-age" => {
-                // Non-numeric Max-Age is ignored (RFC 6265 §5.2.2).
-                if let Ok(n) = v.parse::<i64>() {
-                    max_age = Some(n);
-                }
-            }
-            "expires" => {
-                if let Ok(t) = httpdate::parse_http_date(v) {
-                    expires = Some(t);
-                }
-            }
-            "domain" => {
-                let d = v.trim_start_matches('.').to_ascii_lowercase();
-                if !d.is_empty() {
-                    let covers = host == d
-                        || (host.ends_with(&d)
-                            && host.as_bytes()[host.len() - d.len() - 1] == b'.');
-                    if !covers {
-                        return None;
-                    }
-                    cookie.domain = d;
-                    cookie.include_subdomains = true;
-                }
-            }
-            "path" if v.starts_with('/') => cookie.path = v.to_string(),
-            "secure" => cookie.secure = true,
-            _ => {}
-        }
+        let now = OffsetDateTime::from(now);
+        self.store
+            .iter_any()
+            .filter(|c| c.matches(&url))
+            .filter(|c| c.expires_datetime().is_none_or(|at| at > now))
+            .collect()
     }
-    // Max-Age wins over Expires.
-    cookie.expires = match max_age {
-        Some(n) if n <= 0 => Some(SystemTime::UNIX_EPOCH),
-        Some(n) => Some(now + Duration::from_secs(n.unsigned_abs())),
-        None => expires,
+}
+
+/// The HTTP URL of a WebSocket handshake to `host` and `path`.
+fn http_url(host: &str, path: &str, tls: bool) -> Option<Url> {
+    let scheme = if tls { "https" } else { "http" };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
     };
-    Some(cookie)
+    let path = if path.starts_with('/') { path } else { "/" };
+    Url::parse(&format!("{scheme}://{host}{path}")).ok()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn t0() -> SystemTime {

@@ -1,12 +1,14 @@
 //! ingress-nginx annotations, and the route rules they drive:
 //! WSA013, WSA030–WSA034, WSA040 (WSA032–WSA034 also cover other controllers'
-//! routes, parsed in `controllers.rs`).
+//! routes, parsed in the other files of `controllers/`).
 
 use std::collections::BTreeMap;
 
-use super::annotations::{client_address_variables, hash_key_variables, parse_bool, parse_seconds};
-use super::routes::{Affinity, Controller, Route};
-use super::{Ctx, MIN_WS_TIMEOUT_SECS, Rule, finding, names};
+use crate::diagnose::annotations::{
+    client_address_variables, hash_key_variables, parse_bool, parse_seconds,
+};
+use crate::diagnose::ctx::{Ctx, MIN_WS_TIMEOUT_SECS, Rule, finding, names};
+use crate::diagnose::route::{Affinity, Controller, Problem, Route};
 use crate::report::Finding;
 
 pub const RULES: &[Rule] = &[
@@ -33,7 +35,7 @@ pub fn parse(r: &mut Route, ann: &BTreeMap<String, String>) {
 
     let upstream = match get("service-upstream") {
         Some(v) => parse_bool(v).unwrap_or_else(|reason| {
-            r.problems.push(super::routes::Problem {
+            r.problems.push(Problem {
                 code: "WSA036",
                 evidence: format!("{}={v}", ev("service-upstream")),
                 reason,
@@ -460,8 +462,8 @@ pub fn wsa040_client_ip_and_cookie(ctx: &Ctx) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
     use super::*;
+    use crate::diagnose::fixtures::*;
     use crate::snapshot::{Observations, Snapshot};
 
     const P: &str = "nginx.ingress.kubernetes.io/";
@@ -787,7 +789,7 @@ mod tests {
                 .annotation(&format!("{P}service-upstream"), "true")
                 .annotation(&format!("{P}upstream-hash-by"), "$remote_addr"),
         );
-        let all = codes(&super::super::findings(&Ctx::new(
+        let all = codes(&crate::diagnose::findings(&Ctx::new(
             &s,
             &Observations::default(),
         )));
