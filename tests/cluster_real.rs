@@ -653,3 +653,124 @@ fn a_pod_deleted_during_per_pod_is_reported_and_nothing_hangs() {
     // The Deployment replaced it.
     c.wait_ready(ns, 3, Duration::from_secs(60));
 }
+
+#[test]
+fn the_cluster_is_real_kubernetes_with_three_ready_nodes() {
+    let Some(c) = cluster() else { return };
+    let v = c.kubectl_json(&["version"]);
+    assert_eq!(
+        v["serverVersion"]["gitVersion"], "v1.37.2",
+        "the API server built from k8s.io/kubernetes v1.37.2: {v:#}"
+    );
+    let nodes = c.kubectl_json(&["get", "nodes"]);
+    let ready: Vec<&str> = nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| {
+            n["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|x| x["type"] == "Ready" && x["status"] == "True")
+        })
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        ready,
+        ["lab-node-1", "lab-node-2", "lab-node-3"],
+        "{nodes:#}"
+    );
+    // The node agent's kubelet port serves /healthz through the API server's node proxy.
+    let health = c
+        .kubectl(&["get", "--raw", "/api/v1/nodes/lab-node-1/proxy/healthz"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(health.trim(), "ok");
+}
+
+/// A control-plane program that dies at start is an error that names it and
+/// shows its log; a missing one says how to build it. Nothing is left behind.
+#[test]
+fn a_component_that_dies_or_is_missing_is_named() {
+    let Some(_) = cluster() else { return };
+    let lab = support::real_cluster::lab_binary();
+    let bins = tempfile::tempdir().expect("temp dir");
+    for p in [
+        "etcd",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubectl",
+    ] {
+        std::os::unix::fs::symlink(
+            support::real_cluster::bin_dir().join(p),
+            bins.path().join(p),
+        )
+        .expect("symlink");
+    }
+    let fake = bins.path().join("kube-apiserver");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'E1204 flag provided but not defined: --boom'\nexit 3\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let out = run_bounded(
+        {
+            let mut cmd = Command::new(&lab);
+            cmd.args(["cluster", "up", "--empty", "--bin-dir"])
+                .arg(bins.path());
+            cmd
+        },
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("kube-apiserver exited"), "{err}");
+    assert!(
+        err.contains("flag provided but not defined: --boom"),
+        "the log's tail: {err}"
+    );
+
+    std::fs::remove_file(&fake).expect("rm");
+    let out = run_bounded(
+        {
+            let mut cmd = Command::new(&lab);
+            cmd.args(["cluster", "up", "--empty", "--bin-dir"])
+                .arg(bins.path());
+            cmd
+        },
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("kube-apiserver") && err.contains("scripts/cluster-build.sh"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_cluster_runs_check_per_pod_and_logs_against_the_real_api_server() {
+    let Some(_) = cluster() else { return };
+    let mut cmd = Command::new(support::real_cluster::lab_binary());
+    cmd.args(["demo", "--cluster"]).env("NO_COLOR", "1");
+    let out = run_bounded(cmd, Duration::from_secs(180));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("a REAL kube-apiserver"), "{text}");
+    assert!(
+        text.contains("$ kubectl wsaffinity check svc/dev-websocket-server"),
+        "{text}"
+    );
+    assert!(text.contains("Endpoints  2 ready of 2"), "{text}");
+    assert!(
+        text.contains("2/2 pods accepted 10/10 connections"),
+        "{text}"
+    );
+    assert!(text.contains("$ kubectl wsaffinity logs"), "{text}");
+}

@@ -31,7 +31,7 @@ pub fn kubectl_path() -> PathBuf {
     bin_dir().join("kubectl")
 }
 
-fn lab_binary() -> PathBuf {
+pub fn lab_binary() -> PathBuf {
     Path::new(super::BIN)
         .parent()
         .expect("the plugin binary has a directory")
