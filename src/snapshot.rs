@@ -129,6 +129,22 @@ pub struct Observations {
     pub logs: Option<Vec<PodLog>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<UrlRun>,
+    /// Where `logs` read the counts from when not the log line (`--metric`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_source: Option<ActiveSource>,
+}
+
+/// `logs --metric`: the counts are a Prometheus gauge read from each pod.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSource {
+    /// Always `metric` (absent means the `Active connections` log line).
+    pub kind: String,
+    /// The series asked for, e.g. `socketio_connected{namespace="/chat"}`.
+    pub metric: String,
+    /// `--metrics-port`, when given (else each pod's own).
+    pub port: Option<u16>,
+    pub path: Option<String>,
 }
 
 /// One pod tested over port-forward (`per-pod`).

@@ -215,6 +215,32 @@ fn dev_overlay_applied_with_real_kubectl_runs_ready_pods_in_real_endpointslices(
             "{pod}: plugin {e:#} vs kubectl logs:\n{text}"
         );
     }
+
+    // logs --metric: the servers' own gauge, read through the real API
+    // server's pods/portforward, agrees with their logged counts.
+    let run = plugin(
+        &c.kubeconfig,
+        &[
+            "logs",
+            "-n",
+            ns,
+            "--metric",
+            "websocket_active_connections",
+            "--metrics-port",
+            "8080",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let by_metric = logged(&run.json());
+    for e in &entries {
+        let m = by_metric
+            .iter()
+            .find(|m| m["pod"] == e["pod"])
+            .expect("same pods");
+        assert_eq!(m["active"], e["active"], "{m:#} vs {e:#}");
+    }
 }
 
 #[test]

@@ -208,6 +208,35 @@ pub struct LogsArgs {
     /// How often the pod list is re-read while following
     #[arg(long, hide = true, value_name = "DURATION", default_value = "2s", value_parser = config::parse_positive_duration)]
     pub poll_interval: Duration,
+
+    /// Read this Prometheus gauge from each pod's metrics endpoint instead of its log,
+    /// e.g. websocket_active_connections or 'socketio_connected{namespace="/chat"}'
+    /// (several series of one name are summed)
+    #[arg(long, value_name = "NAME", value_parser = parse_metric, conflicts_with = "follow")]
+    pub metric: Option<crate::probe::metrics::MetricQuery>,
+
+    /// The pods' metrics port (default: a container port named `metrics` or
+    /// `http-metrics`, else the `prometheus.io/port` annotation)
+    #[arg(long, value_name = "PORT", requires = "metric", value_parser = clap::value_parser!(u16).range(1..))]
+    pub metrics_port: Option<u16>,
+
+    /// The metrics path (default: the `prometheus.io/path` annotation, else /metrics)
+    #[arg(long, value_name = "PATH", requires = "metric", value_parser = parse_metrics_path)]
+    pub metrics_path: Option<String>,
+}
+
+fn parse_metric(s: &str) -> Result<crate::probe::metrics::MetricQuery, String> {
+    crate::probe::metrics::MetricQuery::parse(s)
+}
+
+fn parse_metrics_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && !s.contains(char::is_whitespace) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a URL path: it starts with `/`, e.g. /metrics"
+        ))
+    }
 }
 
 fn parse_pattern(s: &str) -> Result<crate::probe::logs::ActivePattern, String> {

@@ -61,6 +61,13 @@ impl Cli {
                     duration: args.follow_duration,
                     poll_interval: args.poll_interval,
                 }),
+                metric: args
+                    .metric
+                    .map(|query| crate::probe::metrics::MetricSource {
+                        query,
+                        port: args.metrics_port,
+                        path: args.metrics_path,
+                    }),
             }),
             Command::Spread(args) => CommandConfig::Spread(Box::new(SpreadConfig {
                 target: match &args.target {

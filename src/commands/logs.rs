@@ -20,7 +20,7 @@ use crate::probe::logs::{
 use crate::render;
 use crate::render::logs::{FollowPrinter, LogsTextOptions};
 use crate::report::Report;
-use crate::snapshot::{Observations, PodLog, Snapshot, TargetRef};
+use crate::snapshot::{ActiveSource, Observations, PodLog, Snapshot, TargetRef};
 
 /// The pods to read, found once.
 struct Found {
@@ -243,18 +243,33 @@ async fn one_shot(
     out: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let targets = log_targets(&found.snapshot.pods, choice);
-    let pod_logs = read_all(
-        &kube.client,
-        &kube.namespace,
-        &targets,
-        &logs.pattern,
-        logs.tail,
-        logs.max_log_requests,
-    )
-    .await;
-    all_forbidden(kube, &pod_logs)?;
-    none_read(&targets, &pod_logs)?;
-    let report = build_report(&found, pod_logs);
+    let report = match &logs.metric {
+        Some(source) => {
+            let pod_logs = crate::probe::metrics::read::read_all(
+                &kube.client,
+                &kube.namespace,
+                &found.snapshot.pods,
+                source,
+                logs.max_log_requests,
+            )
+            .await?;
+            build_report_from(&found, pod_logs, Some(active_source(source)))
+        }
+        None => {
+            let pod_logs = read_all(
+                &kube.client,
+                &kube.namespace,
+                &targets,
+                &logs.pattern,
+                logs.tail,
+                logs.max_log_requests,
+            )
+            .await;
+            all_forbidden(kube, &pod_logs)?;
+            none_read(&targets, &pod_logs)?;
+            build_report(&found, pod_logs)
+        }
+    };
     let logs_read = report.observations.logs.as_deref().unwrap_or(&[]);
     match config.output.format {
         OutputFormat::Json | OutputFormat::Yaml => {
@@ -335,9 +350,23 @@ fn none_read(targets: &[LogTarget], pod_logs: &[PodLog]) -> anyhow::Result<()> {
 /// facts, endpoints and paths, and the verdict weighs its routing too; the
 /// target names the Service it resolved to. With `-l` there is no Service:
 /// the verdict is about the counts alone.
+fn active_source(source: &crate::probe::metrics::MetricSource) -> ActiveSource {
+    ActiveSource {
+        kind: "metric".to_string(),
+        metric: source.query.to_string(),
+        port: source.port,
+        path: source.path.clone(),
+    }
+}
+
 fn build_report(found: &Found, pod_logs: Vec<PodLog>) -> Report {
+    build_report_from(found, pod_logs, None)
+}
+
+fn build_report_from(found: &Found, pod_logs: Vec<PodLog>, source: Option<ActiveSource>) -> Report {
     let observations = Observations {
         logs: Some(pod_logs),
+        active_source: source,
         ..Default::default()
     };
     let mut report = diagnose_logs(&found.snapshot, &observations, found.target.clone());

@@ -187,6 +187,15 @@ pub fn wsa063_no_active_line(ctx: &Ctx) -> Vec<Finding> {
     logs.iter()
         .filter(|l| l.active.is_none())
         .map(|l| {
+            if let Some(src) = &ctx.obs.active_source {
+                let extra = l.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+                return finding(
+                    "WSA063",
+                    format!("pod `{}` gave no value for `{}`{extra}", l.pod, src.metric),
+                    vec![format!("pod/{} metrics: no `{}`", l.pod, src.metric)],
+                    "check the name with `--metric` and the port with `--metrics-port`; the note shows what the pod exposes".to_string(),
+                );
+            }
             let extra = l.error.as_deref().map(|e| format!(" (reading the log failed: {e})")).unwrap_or_default();
             finding(
                 "WSA063",

@@ -32,6 +32,8 @@ pub struct LogsConfig {
     pub max_log_requests: usize,
     /// `--follow`; `None` = one-shot.
     pub follow: Option<FollowConfig>,
+    /// `--metric`: read a Prometheus gauge from each pod instead of its log.
+    pub metric: Option<crate::probe::metrics::MetricSource>,
 }
 
 /// Which pods: a target's Service selector, or `-l`.
@@ -58,6 +60,7 @@ impl Default for LogsConfig {
             tail: TailLimits::default(),
             max_log_requests: 10,
             follow: None,
+            metric: None,
         }
     }
 }

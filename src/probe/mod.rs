@@ -1,5 +1,6 @@
 pub mod cancel;
 pub mod logs;
+pub mod metrics;
 pub mod per_pod;
 pub mod portforward;
 pub mod url;

@@ -260,7 +260,7 @@ fn kubelet_message(msg: &str) -> String {
     msg.trim().to_string()
 }
 
-fn kube_message(e: &kube::Error) -> String {
+pub(crate) fn kube_message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => status.message.clone(),
         other => other.to_string(),

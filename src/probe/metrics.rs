@@ -1,0 +1,20 @@
+//! `logs --metric`: where connections are, from each pod's own Prometheus
+//! gauge instead of a log line. [`exposition`] parses (pure), [`port`] picks
+//! the endpoint, [`scrape`] reads it through port-forward.
+
+pub mod exposition;
+pub mod port;
+pub mod read;
+pub mod scrape;
+
+pub use exposition::{MetricQuery, Selection};
+
+/// `--metric`, `--metrics-port`, `--metrics-path`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricSource {
+    pub query: MetricQuery,
+    /// `None`: each pod's named `metrics` port or scrape annotation.
+    pub port: Option<u16>,
+    /// `None`: the scrape annotation's path, else `/metrics`.
+    pub path: Option<String>,
+}

@@ -1,0 +1,205 @@
+//! Every pod's gauge, read with bounded concurrency, as the same per-pod
+//! rows (`PodLog`) the log source produces, so the table, totals, WSA063/064
+//! and the verdict are the same whichever source was read.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+
+use super::MetricSource;
+use super::exposition::{self, Selection, closest_names};
+use super::port::{DEFAULT_PATH, metrics_endpoint};
+use crate::snapshot::PodLog;
+
+const SCRAPE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Why no count could be read at all (exit 2).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MetricsError {
+    #[error(
+        "pod {pod} names no metrics port (no container port named `metrics` or `http-metrics`, no `prometheus.io/port` annotation): pass --metrics-port PORT"
+    )]
+    NoPort { pod: String },
+    #[error("no pod exposes `{metric}`{hint}")]
+    NoneHasIt { metric: String, hint: String },
+    #[error("no pod's metrics could be read: {first}")]
+    NoneRead { first: String },
+}
+
+/// One pod's row: the value, or the note saying what was found instead.
+pub fn row(
+    pod: &Pod,
+    source: &MetricSource,
+    scraped: Result<String, String>,
+) -> (PodLog, BTreeSet<String>) {
+    let mut log = PodLog {
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        started: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string()),
+        ..PodLog::default()
+    };
+    let mut names = BTreeSet::new();
+    match scraped {
+        Err(e) => log.error = Some(e),
+        Ok(text) => {
+            let (samples, bad) = exposition::parse(&text);
+            names = samples.iter().map(|s| s.name.clone()).collect();
+            match source.query.select(&samples) {
+                Selection::Found { value, .. } if value.is_finite() && value >= 0.0 => {
+                    log.active = Some(value.round() as u64);
+                }
+                Selection::Found { value, .. } => {
+                    log.error = Some(format!("`{}` is {value}, not a count", source.query));
+                }
+                Selection::NoMatchingLabels { series } => {
+                    log.error = Some(format!(
+                        "{series} series of `{}`, none with the labels asked for",
+                        source.query.name
+                    ));
+                }
+                Selection::Missing => {
+                    let close =
+                        closest_names(&source.query.name, names.iter().map(String::as_str), 3);
+                    let found = if close.is_empty() {
+                        format!("{} other metrics", names.len())
+                    } else {
+                        format!("closest: {}", close.join(", "))
+                    };
+                    let unparsed = if bad.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {} lines did not parse, the first at line {}: {}",
+                            bad.len(),
+                            bad[0].0,
+                            bad[0].1
+                        )
+                    };
+                    log.error = Some(format!("no `{}` ({found}){unparsed}", source.query.name));
+                }
+            }
+        }
+    }
+    (log, names)
+}
+
+/// Read every pod (running ones; others get a note) through port-forward.
+pub async fn read_all(
+    client: &kube::Client,
+    namespace: &str,
+    pods: &[Pod],
+    source: &MetricSource,
+    max_concurrent: usize,
+) -> Result<Vec<PodLog>, MetricsError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut endpoints = Vec::new();
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let found = metrics_endpoint(pod);
+        let port = match (source.port, &found) {
+            (Some(p), _) => p,
+            (None, Some((p, _))) => *p,
+            (None, None) => return Err(MetricsError::NoPort { pod: name }),
+        };
+        let path = source
+            .path
+            .clone()
+            .or_else(|| found.and_then(|(_, path)| path))
+            .unwrap_or_else(|| DEFAULT_PATH.to_string());
+        endpoints.push((pod, name, port, path));
+    }
+    let rows: Vec<(PodLog, BTreeSet<String>)> = futures::stream::iter(endpoints)
+        .map(|(pod, name, port, path)| {
+            let api = api.clone();
+            async move {
+                let running =
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                let scraped = if running {
+                    super::scrape::scrape(&api, &name, port, &path, SCRAPE_LIMIT).await
+                } else {
+                    Err("not running, so nothing to scrape".to_string())
+                };
+                row(pod, source, scraped)
+            }
+        })
+        .buffered(max_concurrent.max(1))
+        .collect()
+        .await;
+    if !rows.is_empty() && rows.iter().all(|(l, _)| l.active.is_none()) {
+        let any_read = rows.iter().any(|(_, names)| !names.is_empty());
+        if !any_read {
+            let first = rows
+                .iter()
+                .find_map(|(l, _)| l.error.clone())
+                .unwrap_or_default();
+            return Err(MetricsError::NoneRead { first });
+        }
+        let all: BTreeSet<&str> = rows
+            .iter()
+            .flat_map(|(_, n)| n.iter().map(String::as_str))
+            .collect();
+        let close = closest_names(&source.query.name, all.iter().copied(), 5);
+        let hint = if close.is_empty() {
+            format!(" among the {} metrics the pods do expose", all.len())
+        } else {
+            format!("; the closest names they do expose: {}", close.join(", "))
+        };
+        return Err(MetricsError::NoneHasIt {
+            metric: source.query.to_string(),
+            hint,
+        });
+    }
+    Ok(rows.into_iter().map(|(l, _)| l).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::metrics::MetricQuery;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-0"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z"}
+        }))
+        .unwrap()
+    }
+
+    fn source(q: &str) -> MetricSource {
+        MetricSource {
+            query: MetricQuery::parse(q).unwrap(),
+            port: Some(8080),
+            path: None,
+        }
+    }
+
+    #[test]
+    fn a_value_a_missing_metric_and_an_unreachable_pod_are_rows() {
+        let text = "websocket_active_connections 7\nws_other 1\n".to_string();
+        let (l, _) = row(
+            &pod(),
+            &source("websocket_active_connections"),
+            Ok(text.clone()),
+        );
+        assert_eq!((l.active, l.node.as_deref()), (Some(7), Some("n1")));
+        let (l, names) = row(&pod(), &source("websocket_connections"), Ok(text));
+        assert_eq!(l.active, None);
+        assert!(
+            l.error
+                .as_deref()
+                .is_some_and(|e| e.contains("closest: websocket_active_connections")),
+            "{l:?}"
+        );
+        assert_eq!(names.len(), 2);
+        let (l, _) = row(&pod(), &source("x"), Err("connection refused".into()));
+        assert_eq!(l.error.as_deref(), Some("connection refused"));
+    }
+}
