@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::real_cluster::{RealCluster, cluster};
+use support::real_cluster::{RealCluster, cluster, wait_until};
 
 fn not_ready(c: &RealCluster) -> usize {
     let nodes = c.kubectl_json(&["get", "nodes"]);
@@ -26,14 +26,6 @@ fn not_ready(c: &RealCluster) -> usize {
                 .any(|x| x["type"] == "Ready" && x["status"] != "True")
         })
         .count()
-}
-
-fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// Both faults in one test, one after the other, so they never overlap.
@@ -186,7 +178,7 @@ fn api_server_restart_under_logs_follow_and_a_stopped_node_agent() {
     // SAFETY: as above.
     unsafe { libc::kill(agent, libc::SIGCONT) };
     result.unwrap_or_else(|e| panic!("{e}"));
-    eventually("the nodes are Ready again", Duration::from_secs(40), || {
+    wait_until("the nodes are Ready again", Duration::from_secs(40), || {
         not_ready(c) == 0
     });
 }

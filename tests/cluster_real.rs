@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_cluster::{REPO, RealCluster, cluster};
+use support::real_cluster::{REPO, RealCluster, cluster, wait_until};
 
 const SVC: &str = "svc/websocket-server";
 
@@ -112,14 +112,6 @@ fn slice_endpoints(c: &RealCluster, ns: &str, svc: &str) -> Vec<(String, bool)> 
     out
 }
 
-fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn dev_overlay_applied_with_real_kubectl_runs_ready_pods_in_real_endpointslices() {
     let Some(c) = cluster() else { return };
@@ -137,7 +129,7 @@ fn dev_overlay_applied_with_real_kubectl_runs_ready_pods_in_real_endpointslices(
     // The real EndpointSlice controller lists exactly the ready pods' IPs.
     let mut want: Vec<(String, bool)> = ips.iter().map(|(_, ip)| (ip.clone(), true)).collect();
     want.sort();
-    eventually(
+    wait_until(
         "the EndpointSlice lists both pods as ready",
         Duration::from_secs(30),
         || slice_endpoints(c, ns, "dev-websocket-server") == want,
@@ -270,7 +262,7 @@ spec:
 "#
     ));
     let mut unready = String::new();
-    eventually(
+    wait_until(
         "the never-ready pod runs with an IP",
         Duration::from_secs(60),
         || {
@@ -284,7 +276,7 @@ spec:
             }
         },
     );
-    eventually(
+    wait_until(
         "the real controller lists it as not ready",
         Duration::from_secs(30),
         || slice_endpoints(c, ns, "websocket-server").contains(&(unready.clone(), false)),
@@ -436,7 +428,7 @@ fn test_service_apply_and_delete_write_through_the_real_api() {
     );
     // The real controller gives the copy its own EndpointSlice with the same pods.
     c.wait_ready(ns, 2, Duration::from_secs(90));
-    eventually(
+    wait_until(
         "the copy's EndpointSlice has both pods",
         Duration::from_secs(30),
         || slice_endpoints(c, ns, "websocket-server-affinity-test").len() == 2,
@@ -580,7 +572,7 @@ fn the_role_is_enough_through_the_real_authorizer_and_each_missing_rule_is_named
         ];
         let sub_flag = sub.map(|s| format!("--subresource={s}"));
         can_i.extend(sub_flag.as_deref());
-        eventually(
+        wait_until(
             &format!("the authorizer sees {verb} {qualified} taken away"),
             Duration::from_secs(20),
             || c.kubectl(&can_i).is_err_and(|e| e.contains("no")),
@@ -671,7 +663,7 @@ fn a_pod_deleted_during_per_pod_is_reported_and_nothing_hangs() {
         3,
         "every pod of the start is reported: {report:#}"
     );
-    eventually(
+    wait_until(
         "the deleted pod is gone after its grace period",
         Duration::from_secs(60),
         || c.kubectl(&["get", "pod", "-n", ns, &pods[2]]).is_err(),

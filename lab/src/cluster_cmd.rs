@@ -8,7 +8,7 @@ use clap::Subcommand;
 use wsaffinity_lab::cluster::{self, Cluster, ClusterOptions};
 use wsaffinity_lab::node;
 
-use crate::{StopSignals, plugin_next_to_me, run_plugin};
+use crate::{StopSignals, run_demo_commands};
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
@@ -191,17 +191,7 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
 pub async fn demo(keep: bool) -> anyhow::Result<()> {
     let c = Cluster::up(options(3, None, false, None)).await?;
     print_banner(&c);
-    let kc = c.kubeconfig_path().to_path_buf();
-    match plugin_next_to_me() {
-        Some(plugin) => {
-            run_plugin(&plugin, &kc, &["check", "svc/dev-websocket-server"]).await;
-            run_plugin(&plugin, &kc, &["per-pod", "--connect", "10"]).await;
-            run_plugin(&plugin, &kc, &["logs"]).await;
-        }
-        None => println!(
-            "\n(kubectl-wsaffinity is not built next to this binary; `cargo build` builds it, then run the demo again)"
-        ),
-    }
+    run_demo_commands(c.kubeconfig_path()).await;
     if keep {
         let stop = StopSignals::install()?;
         println!("\nThe cluster keeps running; Ctrl-C stops it.");

@@ -96,6 +96,20 @@ pub(crate) fn plugin_next_to_me() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// The demo's three commands, when the plugin is built next to this binary.
+pub(crate) async fn run_demo_commands(kubeconfig: &Path) {
+    match plugin_next_to_me() {
+        Some(plugin) => {
+            run_plugin(&plugin, kubeconfig, &["check", "svc/dev-websocket-server"]).await;
+            run_plugin(&plugin, kubeconfig, &["per-pod", "--connect", "10"]).await;
+            run_plugin(&plugin, kubeconfig, &["logs"]).await;
+        }
+        None => println!(
+            "\n(kubectl-wsaffinity is not built next to this binary; `cargo build` builds it, then run the demo again)"
+        ),
+    }
+}
+
 pub(crate) async fn run_plugin(plugin: &Path, kubeconfig: &Path, args: &[&str]) {
     println!("\n$ kubectl wsaffinity {}", args.join(" "));
     let out = tokio::process::Command::new(plugin)
@@ -132,17 +146,7 @@ async fn demo(keep: bool) -> anyhow::Result<()> {
     println!("  kubectl wsaffinity check svc/dev-websocket-server");
     println!("  kubectl wsaffinity per-pod --connect 10");
     println!("  kubectl wsaffinity logs");
-    match plugin_next_to_me() {
-        Some(plugin) => {
-            let kc = lab.kubeconfig_path().to_path_buf();
-            run_plugin(&plugin, &kc, &["check", "svc/dev-websocket-server"]).await;
-            run_plugin(&plugin, &kc, &["per-pod", "--connect", "10"]).await;
-            run_plugin(&plugin, &kc, &["logs"]).await;
-        }
-        None => println!(
-            "\n(kubectl-wsaffinity is not built next to this binary; `cargo build` builds it, then run the demo again)"
-        ),
-    }
+    run_demo_commands(lab.kubeconfig_path()).await;
     if keep {
         let stop = StopSignals::install()?;
         println!("\nThe lab keeps running; Ctrl-C stops it and every pod process.");

@@ -19,6 +19,23 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The `101 Switching Protocols` answer to a port-forward upgrade.
+pub(crate) fn switching_protocols(
+    accept: &str,
+    protocol: &str,
+) -> http::Response<crate::respond::Body> {
+    let mut res = http::Response::builder()
+        .status(http::StatusCode::SWITCHING_PROTOCOLS)
+        .header(http::header::UPGRADE, "websocket")
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::SEC_WEBSOCKET_ACCEPT, accept);
+    if !protocol.is_empty() {
+        res = res.header(http::header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    res.body(crate::respond::full(Bytes::new()))
+        .unwrap_or_else(|_| crate::respond::text(http::StatusCode::INTERNAL_SERVER_ERROR, ""))
+}
+
 /// Held while a connection lives (the fake API counts open forwards with it).
 pub type Guard = Box<dyn Send + Sync>;
 

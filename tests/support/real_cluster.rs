@@ -300,3 +300,12 @@ impl RealCluster {
             .and_then(|(_, p)| p.trim().parse().ok())
     }
 }
+
+/// Polls `check` (blocking) until it holds; panics after `within`.
+pub fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

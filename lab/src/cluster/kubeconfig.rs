@@ -39,16 +39,7 @@ pub fn write(
         cert = b64(&pair.cert_pem),
         key = b64(&pair.key_pem),
     );
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
+    super::pki::write_private(path, &text)?;
     Ok(path.to_path_buf())
 }
 

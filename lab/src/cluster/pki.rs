@@ -123,7 +123,8 @@ pub fn service_account_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     Ok((private, public))
 }
 
-fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
+/// Write a file only its owner can read (keys, kubeconfigs with keys).
+pub fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -18,6 +17,7 @@ use crate::fake_api::request::ResourcePath;
 use crate::fake_api::state::{State, lock};
 use crate::portforward::{
     PodInfo, Target, forward_error, negotiate, parse_ports, refused, run, small_buffers,
+    switching_protocols,
 };
 use crate::query::Query;
 use crate::respond::{self, Body};
@@ -111,14 +111,5 @@ pub async fn handle(
             Err(e) => tracing::debug!("port-forward upgrade failed: {e}"),
         }
     });
-    let mut res = Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
-    if !protocol.is_empty() {
-        res = res.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
-    }
-    res.body(respond::full(Bytes::new()))
-        .unwrap_or_else(|_| respond::text(StatusCode::INTERNAL_SERVER_ERROR, ""))
+    switching_protocols(&accept, protocol)
 }

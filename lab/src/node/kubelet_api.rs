@@ -198,14 +198,5 @@ fn port_forward(
             Err(e) => tracing::debug!("port-forward upgrade failed: {e}"),
         }
     });
-    let mut res = Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
-    if !protocol.is_empty() {
-        res = res.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
-    }
-    res.body(respond::full(Bytes::new()))
-        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, ""))
+    portforward::switching_protocols(&accept, protocol)
 }
