@@ -168,6 +168,56 @@ async fn a_metric_no_pod_has_a_closed_port_and_no_port_are_usage_errors() {
     let r = logs(&lab, &["--metric", "9bad"]).await;
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("not a metric name"), "{}", r.all());
-    let r = logs(&lab, &["--metric", "m", "--follow"]).await;
+    // --follow checks the same before it starts following.
+    let r = logs(
+        &lab,
+        &["--metric", "nope", "--metrics-port", "8080", "--follow"],
+    )
+    .await;
     assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("no pod exposes `nope`"), "{}", r.all());
+}
+
+/// `--metric --follow` polls each pod's gauge every `--interval` and prints
+/// the changes as the log follow does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_polls_the_gauge_and_prints_changes() {
+    use tokio::io::AsyncBufReadExt;
+    let lab = support::start_lab(Scenario::DevOverlay, false, true).await;
+    let pods = lab.pods(NS);
+    let mut child = support::command(
+        lab.kubeconfig_path(),
+        &[
+            "logs",
+            SVC,
+            "--metric",
+            "websocket_active_connections",
+            "--metrics-port",
+            "8080",
+            "--follow",
+            "--interval",
+            "300ms",
+            "--follow-duration",
+            "20s",
+        ],
+    )
+    .spawn()
+    .expect("spawn");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    let mut expect = async |needle: String, seen: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.iter().any(|l: &String| l.contains(&needle)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, lines.next_line()).await {
+                Ok(Ok(Some(l))) => seen.push(l),
+                _ => panic!("no {needle:?} in time: {seen:#?}"),
+            }
+        }
+    };
+    expect(format!("{} active=0", pods[0]), &mut seen).await;
+    let a = lab.pod_backend(NS, &pods[0]).expect("a server");
+    let _held = open(a, 2).await;
+    expect(format!("{} active=2", pods[0]), &mut seen).await;
+    let _ = child.kill().await;
 }

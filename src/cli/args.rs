@@ -212,8 +212,12 @@ pub struct LogsArgs {
     /// Read this Prometheus gauge from each pod's metrics endpoint instead of its log,
     /// e.g. websocket_active_connections or 'socketio_connected{namespace="/chat"}'
     /// (several series of one name are summed)
-    #[arg(long, value_name = "NAME", value_parser = parse_metric, conflicts_with = "follow")]
+    #[arg(long, value_name = "NAME", value_parser = parse_metric)]
     pub metric: Option<crate::probe::metrics::MetricQuery>,
+
+    /// With --metric --follow: how often each pod's gauge is read again
+    #[arg(long, value_name = "DURATION", default_value = "2s", requires = "metric", value_parser = config::parse_positive_duration)]
+    pub interval: Duration,
 
     /// The pods' metrics port (default: a container port named `metrics` or
     /// `http-metrics`, else the `prometheus.io/port` annotation)

@@ -67,6 +67,7 @@ impl Cli {
                         query,
                         port: args.metrics_port,
                         path: args.metrics_path,
+                        interval: args.interval,
                     }),
             }),
             Command::Spread(args) => CommandConfig::Spread(Box::new(SpreadConfig {

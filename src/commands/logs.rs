@@ -68,6 +68,45 @@ pub async fn run(config: &Config, logs: &LogsConfig, out: &mut dyn Write) -> any
     }
     let choice = ContainerChoice::new(logs.container.as_deref(), found.snapshot.service.as_ref());
     match &logs.follow {
+        Some(f) if let Some(source) = &logs.metric => {
+            // Fail fast (exit 2) when no pod gives a value, before following.
+            crate::probe::metrics::read::read_all(
+                &kube.client,
+                &kube.namespace,
+                &found.snapshot.pods,
+                source,
+                logs.max_log_requests,
+            )
+            .await?;
+            let tty = std::io::stdout().is_terminal();
+            let mut printer = FollowPrinter::new(tty, config.output.color);
+            let mut write_error: Option<std::io::Error> = None;
+            let (stop_tx, shutdown) = follow_shutdown(f.duration);
+            let mut stop_tx = Some(stop_tx);
+            crate::probe::metrics::follow::follow(
+                &kube.client,
+                &kube.namespace,
+                &selector,
+                source,
+                logs.max_log_requests,
+                |event, rows| {
+                    if write_error.is_none()
+                        && let Err(e) = printer.event(out, event, rows, jiff::Timestamp::now())
+                    {
+                        write_error = Some(e);
+                        if let Some(tx) = stop_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                },
+                shutdown,
+            )
+            .await;
+            match write_error {
+                Some(e) => Err(anyhow::Error::from(e).context("writing the table")),
+                None => Ok(0),
+            }
+        }
         Some(f) => {
             let targets = log_targets(&found.snapshot.pods, &choice);
             check_log_access(&kube, &targets, &logs.pattern, logs.max_log_requests).await?;
@@ -470,21 +509,14 @@ async fn find_pods(kube: &Kube, selection: &PodSelection) -> anyhow::Result<Foun
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_follow(
-    kube: &Kube,
-    source: &PodSource,
-    logs: &LogsConfig,
-    opts: &FollowOptions,
+/// Ctrl-C, `--follow-duration`, or the sender (a closed pipe) ends a follow.
+fn follow_shutdown(
     duration: Option<std::time::Duration>,
-    tty: bool,
-    color: bool,
-    out: &mut dyn Write,
-) -> anyhow::Result<i32> {
-    let mut printer = FollowPrinter::new(tty, color);
-    let mut write_error: Option<std::io::Error> = None;
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut stop_tx = Some(stop_tx);
     let shutdown = async move {
         let timer = async {
             match duration {
@@ -498,6 +530,24 @@ async fn run_follow(
             _ = stop_rx => {}
         }
     };
+    (stop_tx, shutdown)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_follow(
+    kube: &Kube,
+    source: &PodSource,
+    logs: &LogsConfig,
+    opts: &FollowOptions,
+    duration: Option<std::time::Duration>,
+    tty: bool,
+    color: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let mut printer = FollowPrinter::new(tty, color);
+    let mut write_error: Option<std::io::Error> = None;
+    let (stop_tx, shutdown) = follow_shutdown(duration);
+    let mut stop_tx = Some(stop_tx);
     follow::follow(
         &kube.client,
         source,

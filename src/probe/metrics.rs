@@ -3,6 +3,7 @@
 //! the endpoint, [`scrape`] reads it through port-forward.
 
 pub mod exposition;
+pub mod follow;
 pub mod port;
 pub mod read;
 pub mod scrape;
@@ -17,4 +18,6 @@ pub struct MetricSource {
     pub port: Option<u16>,
     /// `None`: the scrape annotation's path, else `/metrics`.
     pub path: Option<String>,
+    /// `--interval`: with `--follow`, how often the gauges are read.
+    pub interval: std::time::Duration,
 }

@@ -314,7 +314,7 @@ http_requests_total{code="200"} +Inf
         );
         assert_eq!(
             closest_names("socketio_connections", names, 3),
-            ["socketio_connected"]
+            ["socketio_connected", "ws_connections"]
         );
     }
 

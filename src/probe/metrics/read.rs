@@ -90,7 +90,8 @@ pub fn row(
     (log, names)
 }
 
-/// Read every pod (running ones; others get a note) through port-forward.
+/// Read every pod (running ones; others get a note) through port-forward;
+/// exit 2 when none gave a value (naming the closest metric names).
 pub async fn read_all(
     client: &kube::Client,
     namespace: &str,
@@ -98,6 +99,20 @@ pub async fn read_all(
     source: &MetricSource,
     max_concurrent: usize,
 ) -> Result<Vec<PodLog>, MetricsError> {
+    let rows = read_rows(client, namespace, pods, source, max_concurrent).await?;
+    none_gave_a_value(&rows, source)?;
+    Ok(rows.into_iter().map(|(l, _)| l).collect())
+}
+
+/// Each pod's row and the metric names it exposes; only a pod without any
+/// metrics port is an error.
+pub async fn read_rows(
+    client: &kube::Client,
+    namespace: &str,
+    pods: &[Pod],
+    source: &MetricSource,
+    max_concurrent: usize,
+) -> Result<Vec<(PodLog, BTreeSet<String>)>, MetricsError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut endpoints = Vec::new();
     for pod in pods {
@@ -132,6 +147,13 @@ pub async fn read_all(
         .buffered(max_concurrent.max(1))
         .collect()
         .await;
+    Ok(rows)
+}
+
+fn none_gave_a_value(
+    rows: &[(PodLog, BTreeSet<String>)],
+    source: &MetricSource,
+) -> Result<(), MetricsError> {
     if !rows.is_empty() && rows.iter().all(|(l, _)| l.active.is_none()) {
         let any_read = rows.iter().any(|(_, names)| !names.is_empty());
         if !any_read {
@@ -156,7 +178,7 @@ pub async fn read_all(
             hint,
         });
     }
-    Ok(rows.into_iter().map(|(l, _)| l).collect())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -178,6 +200,7 @@ mod tests {
             query: MetricQuery::parse(q).unwrap(),
             port: Some(8080),
             path: None,
+            interval: Duration::from_secs(2),
         }
     }
 
