@@ -51,8 +51,9 @@ async fn kubectl_delete_with_server_dry_run_leaves_the_service() {
         return;
     };
     assert!(ok, "{out}");
+    // kubectl 1.37 adds the namespace: `service "x" deleted from NS namespace (server dry run)`.
     assert!(
-        out.contains(&format!("service \"{SVC}\" deleted (server dry run)")),
+        out.contains(&format!("service \"{SVC}\" deleted")) && out.contains("(server dry run)"),
         "{out}"
     );
     assert_eq!(
