@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::fake_api::api::ResourcePath;
+use crate::fake_api::request::ResourcePath;
 use crate::fake_api::endpointslice;
 use crate::fake_api::state::{State, lock};
 use crate::names;
