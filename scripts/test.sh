@@ -50,5 +50,5 @@ log "build"
 cargo build --workspace --bins --locked
 
 log "tests"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
 log "ok"

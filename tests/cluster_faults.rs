@@ -31,7 +31,9 @@ fn not_ready(c: &RealCluster) -> usize {
 /// Both faults in one test, one after the other, so they never overlap.
 #[test]
 fn api_server_restart_under_logs_follow_and_a_stopped_node_agent() {
-    let Some(c) = cluster() else { return };
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
     let ns = "t-faults";
     c.namespace_with_base(ns, 2);
     let pods = c.wait_ready(ns, 2, Duration::from_secs(90));

@@ -114,7 +114,9 @@ fn slice_endpoints(c: &RealCluster, ns: &str, svc: &str) -> Vec<(String, bool)> 
 
 #[test]
 fn dev_overlay_applied_with_real_kubectl_runs_ready_pods_in_real_endpointslices() {
-    let Some(c) = cluster() else { return };
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
     let ns = "websocket-app-dev";
     c.kubectl(&["apply", "-k", &format!("{REPO}/k8s/overlays/dev")])
         .unwrap_or_else(|e| panic!("{e}"));
@@ -237,7 +239,9 @@ fn dev_overlay_applied_with_real_kubectl_runs_ready_pods_in_real_endpointslices(
 
 #[test]
 fn a_failing_readiness_probe_keeps_the_endpoint_not_ready_and_check_says_so() {
-    let Some(c) = cluster() else { return };
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
     let ns = "t-unready";
     c.namespace_with_base(ns, 2);
     c.wait_ready(ns, 2, Duration::from_secs(90));
@@ -373,7 +377,9 @@ impl Drop for Follow {
 
 #[test]
 fn logs_follow_picks_up_a_pod_added_by_kubectl_scale() {
-    let Some(c) = cluster() else { return };
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
     let ns = "t-follow";
     c.namespace_with_base(ns, 2);
     let before = c.wait_ready(ns, 2, Duration::from_secs(90));
@@ -413,7 +419,9 @@ fn logs_follow_picks_up_a_pod_added_by_kubectl_scale() {
 
 #[test]
 fn test_service_apply_and_delete_write_through_the_real_api() {
-    let Some(c) = cluster() else { return };
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
     let ns = "t-testsvc";
     c.namespace_with_base(ns, 2);
     let run = plugin(&c.kubeconfig, &["test-service", SVC, "-n", ns, "--apply"]);
@@ -441,7 +449,9 @@ fn test_service_apply_and_delete_write_through_the_real_api() {
 
 #[test]
 fn the_role_is_enough_through_the_real_authorizer_and_each_missing_rule_is_named() {
-    let Some(c) = cluster() else { return };
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
     let ns = "t-rbac";
     c.namespace_with_base(ns, 2);
     c.wait_ready(ns, 2, Duration::from_secs(90));
@@ -627,7 +637,9 @@ fn role_triples(yaml: &str) -> Vec<(String, String, String)> {
 
 #[test]
 fn a_pod_deleted_during_per_pod_is_reported_and_nothing_hangs() {
-    let Some(c) = cluster() else { return };
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
     let ns = "t-delete";
     c.namespace_with_base(ns, 3);
     let pods = c.wait_ready(ns, 3, Duration::from_secs(90));
@@ -674,7 +686,9 @@ fn a_pod_deleted_during_per_pod_is_reported_and_nothing_hangs() {
 
 #[test]
 fn the_cluster_is_real_kubernetes_with_three_ready_nodes() {
-    let Some(c) = cluster() else { return };
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
     let v = c.kubectl_json(&["version"]);
     assert_eq!(
         v["serverVersion"]["gitVersion"], "v1.37.2",
@@ -710,7 +724,9 @@ fn the_cluster_is_real_kubernetes_with_three_ready_nodes() {
 /// shows its log; a missing one says how to build it. Nothing is left behind.
 #[test]
 fn a_component_that_dies_or_is_missing_is_named() {
-    let Some(_) = cluster() else { return };
+    let Some((_, _turn)) = cluster() else {
+        return;
+    };
     let lab = support::real_cluster::lab_binary();
     let bins = tempfile::tempdir().expect("temp dir");
     for p in [
@@ -770,7 +786,9 @@ fn a_component_that_dies_or_is_missing_is_named() {
 
 #[test]
 fn demo_cluster_runs_check_per_pod_and_logs_against_the_real_api_server() {
-    let Some(_) = cluster() else { return };
+    let Some((_, _turn)) = cluster() else {
+        return;
+    };
     let mut cmd = Command::new(support::real_cluster::lab_binary());
     cmd.args(["demo", "--cluster"]).env("NO_COLOR", "1");
     let out = run_bounded(cmd, Duration::from_secs(180));

@@ -68,10 +68,20 @@ fn missing() -> Option<String> {
 }
 
 static CLUSTER: OnceLock<Result<RealCluster, String>> = OnceLock::new();
+/// One real-cluster test at a time: on 2 cores, two tests that each start
+/// programs (a second cluster, a scale-up) starve the pods' probes, whose
+/// 1 s timeout then fails as a real kubelet's would.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The shared cluster, or `None` (after printing why) when it cannot run here.
-/// With `CI=true` a missing program is a panic, never a skip.
-pub fn cluster() -> Option<&'static RealCluster> {
+/// The shared cluster and this test's turn, or `None` (after printing why)
+/// when it cannot run here. With `CI=true` a missing program is a panic,
+/// never a skip.
+pub fn cluster() -> Option<(&'static RealCluster, std::sync::MutexGuard<'static, ()>)> {
+    let turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    shared().map(|c| (c, turn))
+}
+
+fn shared() -> Option<&'static RealCluster> {
     if let Some(why) = missing() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true and the real cluster cannot run: {why}");

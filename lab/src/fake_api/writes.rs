@@ -17,8 +17,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::fake_api::request::ResourcePath;
 use crate::fake_api::endpointslice;
+use crate::fake_api::request::ResourcePath;
 use crate::fake_api::state::{State, lock};
 use crate::names;
 use crate::query::Query;
