@@ -19,6 +19,19 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The `Sec-WebSocket-Key` of a WebSocket upgrade request; `None` when the
+/// request is not one (no `Upgrade: websocket`, or no key).
+pub(crate) fn websocket_key(headers: &http::HeaderMap) -> Option<http::HeaderValue> {
+    let is_ws = headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    headers
+        .get(http::header::SEC_WEBSOCKET_KEY)
+        .filter(|_| is_ws)
+        .cloned()
+}
+
 /// The `101 Switching Protocols` answer to a port-forward upgrade.
 pub(crate) fn switching_protocols(
     accept: &str,

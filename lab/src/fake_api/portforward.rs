@@ -35,15 +35,7 @@ pub async fn handle(
         return respond::error(&ApiError::not_found("", "pods", &name));
     }
     let headers = req.headers();
-    let is_ws = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|_| is_ws)
-        .cloned()
-    else {
+    let Some(key) = crate::portforward::websocket_key(headers) else {
         return respond::error(&ApiError::bad_request(
             "Upgrade request required (the wsaffinity lab serves port-forward over WebSocket only)",
         ));

@@ -137,15 +137,7 @@ fn port_forward(
         );
     };
     let headers = req.headers();
-    let is_ws = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|_| is_ws)
-        .cloned()
-    else {
+    let Some(key) = crate::portforward::websocket_key(headers) else {
         return text(
             StatusCode::BAD_REQUEST,
             "Upgrade request required (the wsaffinity node agent serves port-forward over WebSocket only; SPDY is not implemented)",
