@@ -69,9 +69,18 @@ pub enum RouteKind {
     BackendConfig,
     /// traefik.io/v1alpha1 IngressRoute
     IngressRoute,
+    /// gateway.networking.k8s.io/v1 Gateway: read (GET) only when an HTTPRoute
+    /// in front of the Service names it as a parent.
+    Gateway,
+    /// gateway.networking.k8s.io/v1 GatewayClass (cluster-scoped): its
+    /// `controllerName` says which controller serves a Gateway's routes.
+    GatewayClass,
+    /// traefik.io/v1alpha1 TraefikService: read (GET) only when a route names one.
+    TraefikService,
 }
 
 impl RouteKind {
+    /// The kinds listed in the namespace; the others are read by reference.
     pub const ALL: [RouteKind; 5] = [
         RouteKind::HTTPRoute,
         RouteKind::HTTPProxy,
@@ -95,6 +104,19 @@ impl RouteKind {
                 ("cloud.google.com", "v1", "BackendConfig", "backendconfigs")
             }
             RouteKind::IngressRoute => ("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes"),
+            RouteKind::Gateway => ("gateway.networking.k8s.io", "v1", "Gateway", "gateways"),
+            RouteKind::GatewayClass => (
+                "gateway.networking.k8s.io",
+                "v1",
+                "GatewayClass",
+                "gatewayclasses",
+            ),
+            RouteKind::TraefikService => (
+                "traefik.io",
+                "v1alpha1",
+                "TraefikService",
+                "traefikservices",
+            ),
         }
     }
 }

@@ -145,6 +145,9 @@ pub struct Route {
     pub balancer: Option<String>,
     pub timeouts: Vec<Timeout>,
     pub problems: Vec<Problem>,
+    /// Settings the controller serving the route does not implement (Traefik
+    /// and HTTPRoute `sessionPersistence`): WSA036 says they do nothing.
+    pub unsupported: Vec<Problem>,
     /// A way in for clients (Ingress, HTTPRoute, HTTPProxy, IngressRoute); false for
     /// configuration-only objects (DestinationRule, BackendConfig, Service annotations).
     pub entry: bool,
@@ -165,6 +168,7 @@ impl Route {
             balancer: None,
             timeouts: Vec::new(),
             problems: Vec::new(),
+            unsupported: Vec::new(),
             entry: true,
         }
     }

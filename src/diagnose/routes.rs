@@ -30,6 +30,8 @@ pub fn collect(ctx: &Ctx) -> Vec<Route> {
                 RouteKind::IngressRoute => traefik::ingressroute(ctx, obj),
                 // Read through the Service annotation, below.
                 RouteKind::BackendConfig => None,
+                // Read through the routes that name them.
+                RouteKind::Gateway | RouteKind::GatewayClass | RouteKind::TraefikService => None,
             };
             out.extend(route);
         }
@@ -126,6 +128,27 @@ fn controller_from_annotations(ann: &BTreeMap<String, String>) -> Controller {
     Controller::Unknown
 }
 
+/// The port (name, else number) of the first backend of `ing` naming `svc`.
+fn ingress_backend_port(ing: &Ingress, svc: &str) -> Option<String> {
+    let spec = ing.spec.as_ref()?;
+    let backends = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|r| r.http.as_ref())
+        .flat_map(|h| h.paths.iter().map(|p| &p.backend))
+        .chain(spec.default_backend.as_ref());
+    let port = backends
+        .filter_map(|b| b.service.as_ref())
+        .find(|s| s.name == svc)?
+        .port
+        .as_ref()?;
+    port.name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| port.number.map(|n| n.to_string()))
+}
+
 fn ingress_route(ctx: &Ctx, ing: &Ingress) -> Route {
     let name = ing.metadata.name.clone().unwrap_or_default();
     let controller = ingress_controller(ing);
@@ -134,7 +157,11 @@ fn ingress_route(ctx: &Ctx, ing: &Ingress) -> Route {
     let ann = ing.metadata.annotations.clone().unwrap_or_default();
     match controller {
         Controller::Nginx => ingress_nginx::parse(&mut r, &ann),
-        Controller::Traefik => traefik::service_annotations(ctx, &mut r),
+        Controller::Traefik => {
+            let port = ingress_backend_port(ing, &ctx.name);
+            let service = port.map(|p| traefik::ingress_service_name(ctx.ns(), &ctx.name, &p));
+            traefik::service_annotations(ctx, &mut r, service.as_deref());
+        }
         Controller::Haproxy => haproxy::ingress(ctx, &mut r, &ann),
         Controller::Alb => alb::ingress(ctx, &mut r, &ann),
         Controller::Gke => gke::ingress(ctx, &mut r),

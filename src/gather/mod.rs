@@ -56,6 +56,9 @@ pub async fn snapshot(kube: &Kube, spec: &TargetSpec) -> Result<Snapshot, Gather
     let (custom, skipped) = custom?;
     snap.custom = custom;
     snap.skipped.extend(skipped);
+    let (referenced, skipped) = routes::read_referenced(kube, &name, &snap.custom).await?;
+    snap.custom.extend(referenced);
+    snap.skipped.extend(skipped);
     for s in &snap.skipped {
         tracing::debug!(target: "kubectl_wsaffinity::api", "skipped {}: {:?}: {}", s.resource, s.reason, s.message);
     }

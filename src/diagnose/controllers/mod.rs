@@ -190,7 +190,12 @@ pub fn wsa036_other_controller(ctx: &Ctx) -> Vec<Finding> {
     for r in &ctx.routes {
         let other = r.controller != Controller::Nginx && !r.affinity.is_none();
         let bad: Vec<_> = r.problems.iter().filter(|p| p.code == "WSA036").collect();
-        if !other && bad.is_empty() {
+        let ignored: Vec<_> = r
+            .unsupported
+            .iter()
+            .filter(|p| p.code == "WSA036")
+            .collect();
+        if !other && bad.is_empty() && ignored.is_empty() {
             continue;
         }
         let mut parts = Vec::new();
@@ -210,20 +215,35 @@ pub fn wsa036_other_controller(ctx: &Ctx) -> Vec<Finding> {
         for p in &bad {
             parts.push(format!("`{}` could not be read: {}", p.evidence, p.reason));
         }
+        for p in &ignored {
+            parts.push(format!(
+                "{} asks for `{}`, which has no effect: {}",
+                r.tick(),
+                p.evidence,
+                p.reason
+            ));
+        }
         let evidence = r
             .affinity_evidence
             .iter()
             .cloned()
             .chain(bad.iter().map(|p| p.evidence.clone()))
+            .chain(ignored.iter().map(|p| p.evidence.clone()))
             .collect();
-        let fix = if bad.is_empty() {
+        let fix = if !ignored.is_empty() && r.controller == Controller::Traefik {
+            "for sticky clients through Traefik, send the rule to a TraefikService (backendRef group traefik.io, kind TraefikService) whose `weighted` lists this Service and sets `sticky.cookie`; or remove `sessionPersistence` so the route says what it does".to_owned()
+        } else if !ignored.is_empty() {
+            "use the serving controller's own stickiness setting, or remove the one named in the evidence".to_owned()
+        } else if bad.is_empty() {
             "none needed if intended; remove the setting named in the evidence to have one client's new connections spread (open WebSockets stay where they are)".to_owned()
         } else {
             "correct the value named in the evidence; until then the controller uses its default"
                 .to_owned()
         };
         let mut f = finding("WSA036", parts.join("; "), evidence, fix);
-        if !other {
+        if !other && !ignored.is_empty() {
+            f.title = WSA036_IGNORED_TITLE.to_owned();
+        } else if !other {
             // Only an unreadable value (on ingress-nginx, say): the catalog
             // title "affinity defined by another controller" would mislead.
             f.title = WSA036_UNREADABLE_TITLE.to_owned();
@@ -232,6 +252,10 @@ pub fn wsa036_other_controller(ctx: &Ctx) -> Vec<Finding> {
     }
     out
 }
+
+/// WSA036's title when the route asks for affinity its controller does not implement.
+pub const WSA036_IGNORED_TITLE: &str =
+    "affinity asked for on a route is not implemented by the controller serving it";
 
 /// WSA036's title when the finding is only about values that could not be read.
 pub const WSA036_UNREADABLE_TITLE: &str =
