@@ -215,6 +215,47 @@ async fn counts_match_the_connections_opened_to_each_pod() {
         row_a.split_whitespace().nth(2) == Some("5") && row_a.contains(" ago"),
         "{row_a}"
     );
+
+    // Each pod's share of the 6 Active connections as a bar: plain ASCII
+    // because stdout is a pipe, even without NO_COLOR. 5 of 6 of 20
+    // columns = 16.67 -> 17; 1 of 6 = 3.33 -> 3.
+    let started = Instant::now();
+    let child = command(&lab, &[SVC])
+        .env_remove("NO_COLOR")
+        .spawn()
+        .expect("spawn the plugin");
+    let piped: Run = support::wait(child, started).await;
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    let block_or_escape = |c: char| ('\u{2580}'..='\u{259f}').contains(&c) || c == '\x1b';
+    assert!(!piped.stdout.contains(block_or_escape), "{}", piped.stdout);
+    let row = |pod: &str| {
+        piped
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(pod))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let share = |pod: &str| {
+        row(pod)
+            .split_whitespace()
+            .skip(3)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        share(&a),
+        format!("{}{} 83%", "#".repeat(17), ".".repeat(3)),
+        "{}",
+        piped.stdout
+    );
+    assert_eq!(
+        share(&b),
+        format!("{}{} 17%", "#".repeat(3), ".".repeat(17)),
+        "{}",
+        piped.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -647,8 +688,34 @@ async fn follow_picks_up_a_pod_added_while_following() {
     }
 }
 
+/// Runs `logs --follow` on a pty (util-linux `script`) for 2.5 s, with
+/// `NO_COLOR=1` or without it; returns what the terminal received, `\r`s
+/// dropped.
+async fn follow_on_a_pty(lab: &Lab, no_color: bool) -> String {
+    let cmdline = format!(
+        "{BIN} logs {SVC} --kubeconfig {} --follow --follow-duration 2500ms --poll-interval 500ms",
+        lab.kubeconfig_path().display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &cmdline, "/dev/null"])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    let out = tokio::time::timeout(RUN_LIMIT, cmd.output())
+        .await
+        .expect("finishes")
+        .expect("run script");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
 /// `--follow` on a terminal (util-linux `script` gives it a pty): a table
-/// redrawn in place with ANSI cursor moves, the counts in its last frame.
+/// redrawn in place with ANSI cursor moves, the counts and the share bars
+/// in its last frame (ASCII with NO_COLOR, Unicode blocks without).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_on_a_terminal_redraws_a_table_in_place() {
     if support::script_missing() {
@@ -657,24 +724,7 @@ async fn follow_on_a_terminal_redraws_a_table_in_place() {
     let lab = lab().await;
     let (a, b, addr_a, _) = two_pods(&lab);
     let _conns = open(addr_a, 2).await;
-    let cmdline = format!(
-        "{BIN} logs {SVC} --kubeconfig {} --follow --follow-duration 2500ms --poll-interval 500ms",
-        lab.kubeconfig_path().display()
-    );
-    let out = tokio::time::timeout(
-        RUN_LIMIT,
-        Command::new("script")
-            .args(["-qec", &cmdline, "/dev/null"])
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("finishes")
-    .expect("run script");
-    let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let screen = follow_on_a_pty(&lab, true).await;
     assert!(
         screen.contains("A\u{1b}[J"),
         "no in-place redraw: {screen:?}"
@@ -692,6 +742,23 @@ async fn follow_on_a_terminal_redraws_a_table_in_place() {
     assert!(row(&a).ends_with("following"), "{last}");
     // The untouched pod shows the server's start-up baseline.
     assert_eq!(row(&b).split_whitespace().nth(2), Some("0"), "{last}");
+    // Both connections are on a: its bar is full, b's empty.
+    assert!(
+        row(&a).contains(&format!("{} 100%", "#".repeat(20))),
+        "{last}"
+    );
+    assert!(
+        row(&b).contains(&format!("{}   0%", ".".repeat(20))),
+        "{last}"
+    );
+
+    let screen = follow_on_a_pty(&lab, false).await;
+    let last = screen.rsplit("\u{1b}[J").next().unwrap_or_default();
+    assert!(
+        last.contains(&format!("{} 100%", "█".repeat(20))),
+        "no Unicode bar on a terminal: {last}"
+    );
+    assert!(!last.contains('#'), "{last}");
 }
 
 /// A pod with a sidecar listed first: without `-c` the container that

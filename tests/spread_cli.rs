@@ -14,14 +14,23 @@ use tokio::process::Command;
 
 /// Runs the plugin with a bounded wait; the child is killed if it overruns.
 async fn plugin(args: &[&str]) -> Output {
+    plugin_with(args, true).await
+}
+
+/// [`plugin`], with `NO_COLOR=1` or without it (stdout is a pipe either way).
+async fn plugin_with(args: &[&str], no_color: bool) -> Output {
     let home = tempfile::tempdir().expect("temp home");
-    let child = Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-wsaffinity"));
+    cmd.args(args)
         .env("KUBECONFIG", home.path().join("no-such-kubeconfig"))
         .env("HOME", home.path())
-        .env("NO_COLOR", "1")
-        .kill_on_drop(true)
-        .output();
+        .kill_on_drop(true);
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    let child = cmd.output();
     tokio::time::timeout(Duration::from_secs(60), child)
         .await
         .expect("kubectl-wsaffinity took more than 60 s")
@@ -34,17 +43,21 @@ async fn spread_cli_prints_the_client_pod_matrix() {
     let mut proxy = haproxy(Balance::RoundRobinCookie, &servers);
     let url = format!("ws://websocket-dev.example.com:{}/", proxy.port);
     let resolve = format!("websocket-dev.example.com:{}:127.0.0.1", proxy.port);
-    let out = plugin(&[
-        "spread",
-        "--url",
-        &url,
-        "--resolve",
-        &resolve,
-        "--clients",
-        "4",
-        "--connect",
-        "5",
-    ])
+    // Without NO_COLOR: the pipe alone makes the bars plain ASCII.
+    let out = plugin_with(
+        &[
+            "spread",
+            "--url",
+            &url,
+            "--resolve",
+            &resolve,
+            "--clients",
+            "4",
+            "--connect",
+            "5",
+        ],
+        false,
+    )
     .await;
     proxy.kill();
 
@@ -66,6 +79,31 @@ async fn spread_cli_prints_the_client_pod_matrix() {
     );
     assert!(stdout.contains("Imbalance"), "{stdout}");
     assert!(stdout.contains("Cluster not read"), "{stdout}");
+
+    // One bar per pod: 20 connections in all, so a pod's bar has one `#`
+    // per connection it received and each connection is 5%.
+    let block_or_escape = |c: char| ('\u{2580}'..='\u{259f}').contains(&c) || c == '\x1b';
+    assert!(
+        !stdout.contains(block_or_escape),
+        "not plain through a pipe: {stdout}"
+    );
+    let shares: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| l.split_whitespace().collect::<Vec<_>>() != ["POD", "CONNECTIONS", "SHARE"])
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(shares.len(), 3, "{stdout}");
+    let mut sum = 0;
+    for line in shares {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let n: usize = cols[1].parse().expect("a count");
+        sum += n;
+        let bar = format!("{}{}", "#".repeat(n), ".".repeat(20 - n));
+        assert_eq!(cols[2], bar, "{line}");
+        assert_eq!(cols[3], format!("{}%", n * 5), "{line}");
+    }
+    assert_eq!(sum, 20, "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

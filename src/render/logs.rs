@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use owo_colors::Style as Paint;
 
 use crate::probe::logs::follow::{FollowEvent, FollowRow, StreamState};
+use crate::render::bar;
 use crate::render::table::table_with;
 use crate::render::text::{finding_list, paint};
 use crate::report::Finding;
@@ -99,10 +100,11 @@ pub fn write(
     if logs.is_empty() {
         s.push_str("No pods to read.\n");
     } else {
-        let mut header = vec!["POD", "NODE", "ACTIVE", "LOGGED"];
+        let mut header = vec!["POD", "NODE", "ACTIVE", "SHARE", "LOGGED"];
         if opts.wide {
             header.push("STARTED");
         }
+        let total = active_total(logs.iter().map(|l| l.active));
         let body = logs.iter().map(|l| {
             let (active, logged) = match (&l.error, l.active) {
                 (Some(e), _) => ("-".to_string(), format!("error: {e}")),
@@ -112,10 +114,15 @@ pub fn write(
                 ),
                 (None, None) => ("-".to_string(), no_line_hint.to_string()),
             };
+            let share = match l.error {
+                Some(_) => "-".to_string(),
+                None => share_cell(l.active, total, opts.color),
+            };
             let mut row = vec![
                 l.pod.clone(),
                 l.node.clone().unwrap_or_else(|| "-".into()),
                 active,
+                share,
                 logged,
             ];
             if opts.wide {
@@ -160,6 +167,18 @@ pub fn summary_line(logs: &[PodLog]) -> String {
             )
         }
     }
+}
+
+/// The sum of the counts logged (pods without one add nothing).
+fn active_total(values: impl Iterator<Item = Option<u64>>) -> u64 {
+    values.flatten().fold(0u64, u64::saturating_add)
+}
+
+/// A pod's share of the Active connections of all pods as a bar and a
+/// percentage (Unicode blocks when `color`, i.e. on a terminal without
+/// `--no-color`; ASCII otherwise); `-` without a count or when the total is 0.
+fn share_cell(active: Option<u64>, total: u64, color: bool) -> String {
+    active.map_or_else(|| "-".to_string(), |n| bar::cell(n, total, color))
 }
 
 fn findings_text(s: &mut String, list: &[Finding], opts: &LogsTextOptions) {
@@ -276,6 +295,7 @@ pub fn plain_line(event: &FollowEvent) -> Option<String> {
 /// The live table: pods, their values, and totals.
 pub fn follow_table(rows: &BTreeMap<String, FollowRow>, now: Timestamp, color: bool) -> String {
     let mut s = String::new();
+    let total = active_total(rows.values().map(|r| r.active));
     let body = rows.values().map(|r| {
         let state = match &r.state {
             StreamState::Opening => "opening".to_string(),
@@ -290,13 +310,18 @@ pub fn follow_table(rows: &BTreeMap<String, FollowRow>, now: Timestamp, color: b
             r.active
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".into()),
+            share_cell(r.active, total, color),
             r.logged_at
                 .map(|t| format!("{} ago", age(now.duration_since(t))))
                 .unwrap_or_else(|| "-".into()),
             state,
         ]
     });
-    table(&mut s, &["POD", "NODE", "ACTIVE", "LOGGED", "STREAM"], body);
+    table(
+        &mut s,
+        &["POD", "NODE", "ACTIVE", "SHARE", "LOGGED", "STREAM"],
+        body,
+    );
     let n = rows.len();
     let summary = match Spread::of(rows.values().filter_map(|r| r.active)) {
         None => format!("{n} pods, no count logged yet"),
@@ -382,15 +407,88 @@ mod tests {
         .unwrap_or_default();
         let text = String::from_utf8_lossy(&out);
         let expected = "\
-POD    NODE    ACTIVE  LOGGED
-web-a  node-1  7       3s ago
-web-b  node-1  1       2m0s ago
-web-c  node-1  -       no matching line
-web-d  -       -       error: container \"x\" is not valid
+POD    NODE    ACTIVE  SHARE                      LOGGED
+web-a  node-1  7       ##################..  88%  3s ago
+web-b  node-1  1       ###.................  13%  2m0s ago
+web-c  node-1  -       -                          no matching line
+web-d  -       -       -                          error: container \"x\" is not valid
 
 2 of 4 pods logged a count: total 8, mean 4.0, max 7, max/mean 1.75
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn one_shot_bars_are_blocks_on_a_terminal_and_ascii_otherwise() {
+        let logs = vec![
+            log("web-a", Some(3), Some("2026-11-26T23:39:57Z")),
+            log("web-b", Some(1), Some("2026-11-26T23:39:57Z")),
+        ];
+        let text = |color| {
+            let mut out = Vec::new();
+            let opts = LogsTextOptions { color, wide: false };
+            write(&mut out, &logs, &[], "-", &opts, now()).unwrap_or_default();
+            String::from_utf8_lossy(&out).to_string()
+        };
+        let plain = text(false);
+        assert!(plain.is_ascii(), "{plain}");
+        assert!(
+            plain.contains(&format!(
+                "web-a  node-1  3       {}  75%",
+                "#".repeat(15) + "....."
+            )),
+            "{plain}"
+        );
+        let tty = text(true);
+        assert!(
+            tty.contains(&format!("{}       75%", "█".repeat(15))),
+            "{tty}"
+        );
+        assert!(
+            tty.contains(&format!("{}{}  25%", "█".repeat(5), " ".repeat(15))),
+            "{tty}"
+        );
+    }
+
+    #[test]
+    fn follow_table_shares_the_active_connections() {
+        let row = |pod: &str, active| FollowRow {
+            target: LogTarget {
+                pod: pod.into(),
+                ..Default::default()
+            },
+            active,
+            state: StreamState::Streaming,
+            ..Default::default()
+        };
+        let rows: BTreeMap<String, FollowRow> = [
+            ("web-a".to_string(), row("web-a", Some(2))),
+            ("web-b".to_string(), row("web-b", Some(2))),
+            ("web-c".to_string(), row("web-c", None)),
+        ]
+        .into_iter()
+        .collect();
+        let plain = follow_table(&rows, now(), false);
+        let lines: Vec<&str> = plain.lines().collect();
+        assert!(
+            lines[0].starts_with("POD    NODE  ACTIVE  SHARE  "),
+            "{plain}"
+        );
+        let half = format!("{}{}  50%", "#".repeat(10), ".".repeat(10));
+        assert!(lines[1].contains(&half), "{plain}");
+        assert!(lines[2].contains(&half), "{plain}");
+        assert_eq!(lines[3].split_whitespace().nth(3), Some("-"), "{plain}");
+        let tty = follow_table(&rows, now(), true);
+        assert!(
+            tty.contains(&format!("{}{}  50%", "█".repeat(10), " ".repeat(10))),
+            "{tty}"
+        );
+        // No count anywhere yet: no share either.
+        let none: BTreeMap<String, FollowRow> = [("web-c".to_string(), row("web-c", None))]
+            .into_iter()
+            .collect();
+        let text = follow_table(&none, now(), false);
+        assert!(!text.contains('#'), "{text}");
     }
 
     #[test]

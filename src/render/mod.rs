@@ -2,6 +2,7 @@
 //! text (sections and tables, colour only when [`OutputOptions::color`]),
 //! `-o wide` (more columns), `-o json` and `-o yaml` (the output contract).
 
+pub mod bar;
 pub mod logs;
 pub mod per_pod;
 pub mod spread;

@@ -9,6 +9,8 @@ use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
 
 use crate::probe::url::summary::Spread;
+use crate::render::bar;
+use crate::render::table::table;
 use crate::snapshot::{Attribution, UrlRun};
 
 const INDENT: &str = "  ";
@@ -97,6 +99,7 @@ pub fn write(
         s.push('\n');
     }
     s.push('\n');
+    pod_shares(&mut s, spread, color);
 
     let real_pods = spread
         .pods
@@ -148,6 +151,26 @@ pub fn write(
         ));
     }
     out.write_all(s.as_bytes())
+}
+
+/// One row per matrix column: the connections the pod received and its
+/// share of all the attributed ones, as a bar (Unicode blocks when `color`,
+/// i.e. on a terminal without `--no-color`; ASCII otherwise), then a blank
+/// line. Nothing when no pod column exists.
+fn pod_shares(s: &mut String, spread: &Spread, color: bool) {
+    if spread.pods.is_empty() {
+        return;
+    }
+    let total: u64 = spread.totals.iter().map(|n| u64::from(*n)).sum();
+    let rows = spread.pods.iter().zip(&spread.totals).map(|(pod, n)| {
+        vec![
+            pod.clone(),
+            n.to_string(),
+            bar::cell(u64::from(*n), total, color),
+        ]
+    });
+    table(s, &["POD", "CONNECTIONS", "SHARE"], rows, INDENT);
+    s.push('\n');
 }
 
 fn plural(n: usize) -> &'static str {
