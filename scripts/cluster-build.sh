@@ -8,7 +8,9 @@
 # One Go module per upstream program (cluster/<name>/go.mod), so their
 # dependency versions never mix. A module builds the packages its go.mod lists
 # as `tool`s, or, with no tools, its own main package (named after the folder).
-# cluster/<name>/ldflags, when present, holds extra -ldflags (version stamps).
+# cluster/<name>/ldflags, when present, holds extra -ldflags (version stamps);
+# cluster/<name>/share lists manifests (CRDs) to copy out of its dependencies
+# into target/cluster/share/<name>/.
 # Nothing is rebuilt when the stamp (every go.sum, ldflags file and
 # `go version`) matches the one written by the last successful build.
 # Go's module and build caches stay in their default places, under $HOME.
@@ -31,7 +33,7 @@ command -v go >/dev/null 2>&1 || {
 bin=target/cluster/bin
 stamp_file="$bin/.stamp"
 mkdir -p "$bin"
-stamp=$( { go version; for f in cluster/*/go.mod cluster/*/go.sum cluster/*/*.go cluster/*/ldflags; do
+stamp=$( { go version; for f in cluster/*/go.mod cluster/*/go.sum cluster/*/*.go cluster/*/ldflags cluster/*/share; do
   [ -f "$f" ] || continue; echo "$f"; cat "$f"; done; } | sha256sum | cut -d' ' -f1)
 
 if [ $force = 0 ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
@@ -57,6 +59,22 @@ for mod in cluster/*/; do
       go build -trimpath -ldflags="$flags" -o "$out/$name" .
     fi
   )
+  if [ -f "$mod/share" ]; then
+    # Manifests shipped inside the module's dependencies (CRDs), by path.
+    share="$out/../share/$name"
+    rm -rf "$share" && mkdir -p "$share"
+    grep -v '^#' "$mod/share" | while read -r module path dest; do
+      [ -n "$module" ] || continue
+      dir=$(cd "$mod" && go list -m -f '{{.Dir}}' "$module")
+      mkdir -p "$share/$dest"
+      if [ -d "$dir/$path" ]; then
+        find "$dir/$path" -maxdepth 1 -name '*.yaml' ! -name kustomization.yaml -exec cp {} "$share/$dest/" \;
+      else
+        cp "$dir/$path" "$share/$dest/"
+      fi
+      chmod -R u+w "$share/$dest"
+    done
+  fi
   echo "cluster-build: $name in $((SECONDS - t0)) s"
 done
 echo "$stamp" > "$stamp_file"

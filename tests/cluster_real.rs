@@ -15,43 +15,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_cluster::{REPO, RealCluster, cluster, wait_until};
+use support::real_cluster::{REPO, RealCluster, cluster, plugin, run_bounded, wait_until};
 
 const SVC: &str = "svc/websocket-server";
-
-/// The plugin with `args` and `--kubeconfig kc`, to the end (bounded).
-fn plugin(kc: &Path, args: &[&str]) -> support::Run<i32> {
-    let started = Instant::now();
-    let mut cmd = Command::new(support::BIN);
-    cmd.args(args)
-        .arg("--kubeconfig")
-        .arg(kc)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    let out = run_bounded(cmd, Duration::from_secs(90));
-    support::Run::from_output(out, started.elapsed())
-}
-
-fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            // SAFETY: killing our own child.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-            panic!("command did not finish within {limit:?}: {cmd:?}");
-        }
-    }
-}
 
 fn per_pod(report: &Value) -> Vec<Value> {
     report["observations"]["perPod"]

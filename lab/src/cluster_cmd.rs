@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use wsaffinity_lab::cluster::{self, Cluster, ClusterOptions};
+use wsaffinity_lab::cluster::{self, Cluster, ClusterOptions, IngressController};
 use wsaffinity_lab::node;
 
 use crate::{StopSignals, run_demo_commands};
@@ -13,11 +13,12 @@ use crate::{StopSignals, run_demo_commands};
 #[derive(Subcommand)]
 pub enum ClusterCommand {
     /// Start etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the
-    /// node agent in a network namespace of their own, apply k8s/overlays/dev,
-    /// print `export KUBECONFIG=PATH`, and run until Ctrl-C or SIGTERM.
-    /// SIGUSR1 restarts kube-apiserver (a fault for tests).
+    /// node agent in a network namespace of their own, apply k8s/overlays/dev
+    /// (k8s/overlays/traefik with --ingress traefik), print `export KUBECONFIG=PATH`
+    /// (and `export WSAFFINITY_INGRESS=127.0.0.1:PORT`), and run until Ctrl-C or
+    /// SIGTERM. SIGUSR1 restarts kube-apiserver (a fault for tests).
     #[command(
-        after_help = "Examples:\n  wsaffinity-lab cluster up\n  wsaffinity-lab cluster up --nodes 4 --empty\n\nNeeds root (a network namespace) and the programs scripts/cluster-build.sh builds."
+        after_help = "Examples:\n  wsaffinity-lab cluster up\n  wsaffinity-lab cluster up --nodes 4 --empty\n  wsaffinity-lab cluster up --ingress traefik\n  kubectl wsaffinity spread -n websocket-app-dev svc/dev-websocket-server \\\n    --resolve websocket-dev.example.com:${WSAFFINITY_INGRESS#*:}:127.0.0.1 --clients 6 --connect 4\n\nNeeds root (a network namespace) and the programs scripts/cluster-build.sh builds."
     )]
     Up {
         /// How many nodes the node agent registers.
@@ -32,6 +33,10 @@ pub enum ClusterCommand {
         /// kube-controller-manager --node-monitor-grace-period, in seconds (tests shorten it).
         #[arg(long, value_name = "SECS")]
         node_monitor_grace: Option<u32>,
+        /// Run this Ingress controller in front of the pods (Ingress, its CRDs
+        /// and the Gateway API), reachable on the printed WSAFFINITY_INGRESS.
+        #[arg(long, value_name = "CONTROLLER")]
+        ingress: Option<IngressController>,
     },
     /// With a running cluster's admin KUBECONFIG in the environment: write a
     /// kubeconfig for USER (a client certificate signed by the cluster CA) with
@@ -66,18 +71,31 @@ pub fn print_banner(c: &Cluster) {
         "kubelets and a container runtime; there is no kube-proxy, so ClusterIPs are not routed."
     );
     println!("API server: https://{}", c.api_addr());
+    if let Some(addr) = c.ingress_addr() {
+        println!("Ingress:    http://{addr} (Traefik; send Host: websocket-dev.example.com)");
+    }
     println!("logs:       {}", c.dir().join("logs").display());
     println!();
+    if let Some(addr) = c.ingress_addr() {
+        println!("export WSAFFINITY_INGRESS={addr}");
+    }
     println!("export KUBECONFIG={}", c.kubeconfig_path().display());
 }
 
-fn options(nodes: u8, bin_dir: Option<PathBuf>, empty: bool, grace: Option<u32>) -> ClusterOptions {
+fn options(
+    nodes: u8,
+    bin_dir: Option<PathBuf>,
+    empty: bool,
+    grace: Option<u32>,
+    ingress: Option<IngressController>,
+) -> ClusterOptions {
     ClusterOptions {
         nodes: usize::from(nodes),
         bin_dir: bin_dir.unwrap_or_else(cluster::default_bin_dir),
         empty,
-        overlay: cluster::default_overlay(),
+        overlay: cluster::default_overlay(ingress),
         node_monitor_grace: grace,
+        ingress,
     }
 }
 
@@ -173,7 +191,8 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
             bin_dir,
             empty,
             node_monitor_grace,
-        } => up(options(nodes, bin_dir, empty, node_monitor_grace)).await,
+            ingress,
+        } => up(options(nodes, bin_dir, empty, node_monitor_grace, ingress)).await,
         ClusterCommand::Kubeconfig { user, group } => kubeconfig(&user, group.as_deref()).await,
         ClusterCommand::NodeAgent { dir, nodes } => {
             let server_bin = wsaffinity_lab::find_server_binary()?;
@@ -187,11 +206,37 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `demo --cluster`: the three commands against the real control plane.
+/// `demo --cluster`: the three commands against the real control plane, then
+/// `spread` through Traefik in front of it.
 pub async fn demo(keep: bool) -> anyhow::Result<()> {
-    let c = Cluster::up(options(3, None, false, None)).await?;
+    let c = Cluster::up(options(
+        3,
+        None,
+        false,
+        None,
+        Some(IngressController::Traefik),
+    ))
+    .await?;
     print_banner(&c);
     run_demo_commands(c.kubeconfig_path()).await;
+    if let (Some(plugin), Some(addr)) = (crate::plugin_next_to_me(), c.ingress_addr()) {
+        let resolve = format!("websocket-dev.example.com:{}:127.0.0.1", addr.port());
+        crate::run_plugin(
+            &plugin,
+            c.kubeconfig_path(),
+            &[
+                "spread",
+                "svc/dev-websocket-server",
+                "--resolve",
+                &resolve,
+                "--clients",
+                "6",
+                "--connect",
+                "4",
+            ],
+        )
+        .await;
+    }
     if keep {
         let stop = StopSignals::install()?;
         println!("\nThe cluster keeps running; Ctrl-C stops it.");

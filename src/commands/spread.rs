@@ -18,7 +18,7 @@ use crate::config::{Config, OutputFormat, SpreadConfig};
 use crate::diagnose;
 use crate::gather;
 use crate::probe::cancel::Cancel;
-use crate::probe::url::derive::url_from_ingresses;
+use crate::probe::url::derive::{port_from_resolve, url_from_ingresses};
 use crate::probe::url::run_clients_until;
 use crate::probe::url::summary::summarize;
 use crate::render;
@@ -63,7 +63,8 @@ pub async fn run(
             let snap = read_snapshot(config, &target)
                 .await
                 .context("without --url the URL comes from the target's Ingress, so the cluster must be readable")?;
-            let derived = url_from_ingresses(&snap).map_err(anyhow::Error::msg)?;
+            let mut derived = url_from_ingresses(&snap).map_err(anyhow::Error::msg)?;
+            port_from_resolve(&mut derived.url, &spread.settings.resolve);
             (derived.url, Some(snap), Some(derived.ingress), None)
         }
     };

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::jiff::Timestamp;
 
 use super::ctx::{Ctx, Rule, finding, names, plural};
-use super::route::Affinity;
+use super::route::{Affinity, Route};
 use crate::report::Finding;
 use crate::snapshot::{Identity, PodLog, PodProbe, UpgradeRefusal};
 
@@ -405,14 +405,36 @@ fn affinity_on(ctx: &Ctx, cookies: bool) -> Option<String> {
             _ => None,
         };
     }
-    if ctx.client_ip_timeout().is_some() {
-        return Some(format!("{} sessionAffinity=ClientIP", ctx.svc_ref()));
-    }
-    ctx.entry_routes().find_map(|r| match &r.affinity {
+    let route_affinity = |r: &Route| match &r.affinity {
         Affinity::None => None,
         Affinity::Cookie { .. } if !cookies || r.to_cluster_ip.is_some() => None,
         a => Some(format!("{} affinity {}", r.reference(), a.summary())),
-    })
+    };
+    // The route the URL's host goes through, when one names it: a controller
+    // that sends to the pods itself never sees the Service's ClientIP affinity.
+    let host = ctx.obs.url.as_ref().and_then(|run| url_host(&run.url));
+    let through = host.and_then(|h| {
+        ctx.entry_routes()
+            .find(|r| r.hosts.iter().any(|rh| rh.eq_ignore_ascii_case(&h)))
+    });
+    if let Some(r) = through.filter(|r| r.bypasses_service && r.to_cluster_ip.is_none()) {
+        return route_affinity(r);
+    }
+    if ctx.client_ip_timeout().is_some() {
+        return Some(format!("{} sessionAffinity=ClientIP", ctx.svc_ref()));
+    }
+    ctx.entry_routes().find_map(route_affinity)
+}
+
+/// `ws://HOST:PORT/path` → `HOST` (lower-cased).
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// WSA065: one client's connections on several pods although affinity is on.
@@ -973,6 +995,38 @@ mod tests {
         local.url = "ws://127.0.0.1:8080/".into();
         let report = super::super::diagnose_observations(&observed(local), None);
         assert!(report.findings[0].detail.contains("port-forward"));
+    }
+
+    #[test]
+    fn wsa065_through_a_route_that_skips_the_service_ignores_clientip() {
+        // Traefik (found real): it sends to the pods itself, so the Service's
+        // ClientIP affinity is no reason for one client to stay on one pod.
+        let through = |sticky: bool| {
+            let mut svc = service("web").client_ip(10800);
+            if sticky {
+                svc = svc.annotation(
+                    "traefik.ingress.kubernetes.io/service.sticky.cookie",
+                    "true",
+                );
+            }
+            snapshot(svc.build())
+                .ready_pods(3)
+                .ingress(ingress("ws", "web").class("traefik").build())
+                .build()
+        };
+        let mut spread = url(&[&["web-0", "web-1"]], true);
+        spread.url = "ws://ws.example.com:41365/".into();
+        let obs = observed(spread);
+        assert!(run(wsa065_client_on_several_pods, &through(false), &obs).is_empty());
+        assert_eq!(
+            run(wsa065_client_on_several_pods, &through(true), &obs),
+            vec!["WSA065"]
+        );
+        assert_eq!(url_host("ws://[::1]:80/x").as_deref(), Some("::1"));
+        assert_eq!(
+            url_host("wss://WS.example.com/").as_deref(),
+            Some("ws.example.com")
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,6 +23,8 @@ pub struct RealCluster {
     /// The launcher's process id (SIGUSR1 restarts kube-apiserver).
     pub launcher: u32,
     pub dir: PathBuf,
+    /// Traefik's `web` entrypoint on the host (`export WSAFFINITY_INGRESS=`).
+    pub ingress: Option<SocketAddr>,
 }
 
 pub fn bin_dir() -> PathBuf {
@@ -46,6 +50,7 @@ fn missing() -> Option<String> {
         "kube-controller-manager",
         "kube-scheduler",
         "kubectl",
+        "traefik",
     ] {
         if !bin_dir().join(p).is_file() {
             return Some(format!(
@@ -110,6 +115,8 @@ fn start() -> Result<RealCluster, String> {
             "3",
             "--node-monitor-grace",
             "8",
+            "--ingress",
+            "traefik",
         ])
         .env("RUST_LOG", "info,kube_client=off")
         .stdin(Stdio::null())
@@ -135,9 +142,13 @@ fn start() -> Result<RealCluster, String> {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut sent = false;
+        let mut ingress = None;
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
             eprintln!("[cluster] {line}");
+            if let Some(addr) = line.strip_prefix("export WSAFFINITY_INGRESS=") {
+                ingress = addr.trim().parse().ok();
+            }
             if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
                 let kc = PathBuf::from(path);
                 let dir = kc.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -145,6 +156,7 @@ fn start() -> Result<RealCluster, String> {
                     kubeconfig: kc,
                     launcher: pid,
                     dir,
+                    ingress,
                 }));
                 sent = true;
                 break;
@@ -171,6 +183,40 @@ fn start() -> Result<RealCluster, String> {
     });
     rx.recv_timeout(Duration::from_secs(240))
         .map_err(|e| format!("waiting for cluster up: {e}"))?
+}
+
+/// The plugin with `args` and `--kubeconfig kc`, to the end (bounded).
+pub fn plugin(kc: &Path, args: &[&str]) -> super::Run<i32> {
+    let started = Instant::now();
+    let mut cmd = Command::new(super::BIN);
+    cmd.args(args)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    let out = run_bounded(cmd, Duration::from_secs(90));
+    super::Run::from_output(out, started.elapsed())
+}
+
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: killing our own child.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            panic!("command did not finish within {limit:?}: {cmd:?}");
+        }
+    }
 }
 
 impl RealCluster {

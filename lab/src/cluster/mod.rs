@@ -10,6 +10,7 @@ pub mod forward;
 pub mod kubeconfig;
 pub mod netns;
 pub mod pki;
+pub mod traefik;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -39,15 +40,31 @@ pub struct ClusterOptions {
     pub overlay: PathBuf,
     /// kube-controller-manager `--node-monitor-grace-period` (seconds).
     pub node_monitor_grace: Option<u32>,
+    /// An Ingress controller to run in front of the pods.
+    pub ingress: Option<IngressController>,
 }
 
-/// The repository's `k8s/overlays/dev`, found from the build or the working directory.
-pub fn default_overlay() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/overlays/dev");
+/// The Ingress controllers `cluster up --ingress` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IngressController {
+    /// Traefik v3, with its Ingress, CRD and Gateway API providers.
+    Traefik,
+}
+
+/// The repository's `k8s/overlays/NAME` (`dev`, or `traefik` with Traefik in
+/// front), found from the build or the working directory.
+pub fn default_overlay(ingress: Option<IngressController>) -> PathBuf {
+    let name = match ingress {
+        None => "dev",
+        Some(IngressController::Traefik) => "traefik",
+    };
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../k8s/overlays")
+        .join(name);
     if built.is_dir() {
         built
     } else {
-        PathBuf::from("k8s/overlays/dev")
+        PathBuf::from("k8s/overlays").join(name)
     }
 }
 
@@ -72,6 +89,9 @@ pub struct Cluster {
     /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, node-agent.
     components: Vec<Component>,
     forward: forward::Forward,
+    /// 127.0.0.1:PORT → the Ingress controller's `web` entrypoint.
+    ingress: Option<forward::Forward>,
+    dialer: netns::Dialer,
     kubeconfig: PathBuf,
     pub options: ClusterOptions,
 }
@@ -91,6 +111,11 @@ impl Cluster {
 
     pub fn api_addr(&self) -> SocketAddr {
         self.forward.local_addr()
+    }
+
+    /// Where the Ingress controller answers on the host, when one runs.
+    pub fn ingress_addr(&self) -> Option<SocketAddr> {
+        self.ingress.as_ref().map(forward::Forward::local_addr)
     }
 
     pub fn client(&self) -> impl std::future::Future<Output = anyhow::Result<kube::Client>> + '_ {
@@ -160,6 +185,17 @@ impl Cluster {
                 None,
             )?;
         }
+        let traefik_kc = match options.ingress {
+            Some(IngressController::Traefik) => Some(kubeconfig::write(
+                &root.join("traefik.kubeconfig"),
+                &inner_api,
+                &ca.cert_pem,
+                traefik::USER,
+                &ca.client(traefik::USER, None)?,
+                None,
+            )?),
+            None => None,
+        };
         let node_ips: Vec<Ipv4Addr> = (1..=options.nodes).map(node_ip).collect();
         ca.server("lab-node-kubelet", &[], &node_ips)?
             .write(&root, "kubelet")?;
@@ -278,11 +314,17 @@ impl Cluster {
             &std::env::var("RUST_LOG").unwrap_or_else(|_| s("info")),
         );
 
+        let mut components = vec![etcd, apiserver, kcm, scheduler, agent];
+        if let Some(kc) = &traefik_kc {
+            components.push(traefik::component(&options.bin_dir, kc, &logs));
+        }
         let mut cluster = Self {
             dir,
             netns,
-            components: vec![etcd, apiserver, kcm, scheduler, agent],
+            components,
             forward,
+            ingress: None,
+            dialer,
             kubeconfig,
             options,
         };
@@ -290,16 +332,40 @@ impl Cluster {
             c.start(&cluster.netns)?;
         }
         cluster.wait_api_ready().await?;
-        for c in &mut cluster.components[2..] {
+        for c in &mut cluster.components[2..5] {
             c.start(&cluster.netns)?;
         }
         cluster.wait_nodes_ready().await?;
+        if cluster.options.ingress.is_some() {
+            cluster.start_traefik().await?;
+        }
         if !cluster.options.empty {
             cluster.apply_dev_overlay().await?;
             cluster.wait_pods_ready(DEV_NAMESPACE).await?;
         }
         tracing::info!("cluster up in {:?}", started.elapsed());
         Ok(cluster)
+    }
+
+    /// CRDs, RBAC and classes, then Traefik itself and the forward to it.
+    async fn start_traefik(&mut self) -> anyhow::Result<()> {
+        let kubectl = self.options.bin_dir.join("kubectl");
+        traefik::install(&kubectl, &self.kubeconfig, &self.options.bin_dir).await?;
+        let netns = &self.netns;
+        let c = self
+            .components
+            .iter_mut()
+            .find(|c| c.name == "traefik")
+            .context("the traefik component")?;
+        c.start(netns)?;
+        let dialer = self.dialer.clone();
+        let waited = traefik::wait_ready(&dialer, READY_TIMEOUT).await;
+        if let Err(e) = waited {
+            let log = self.log_tail("traefik", 25);
+            bail!("{e:#}; traefik log:\n{log}");
+        }
+        self.ingress = Some(forward::Forward::start(dialer, traefik::web_addr()).await?);
+        Ok(())
     }
 
     fn component(&mut self, name: &str) -> Option<&mut Component> {
@@ -487,6 +553,9 @@ impl Cluster {
         .await
         .ok();
         self.forward.stop();
+        if let Some(f) = &self.ingress {
+            f.stop();
+        }
     }
 
     pub fn log_tail(&self, name: &str, lines: usize) -> String {

@@ -89,7 +89,7 @@ pub fn httproute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
         r.bypasses_service = true;
     }
     if let Some(ts) = through {
-        traefik::through_traefik_service(&mut r, ts);
+        traefik::through_traefik_service(&mut r, ctx, ts);
     }
     for (i, rule) in rules {
         let ev = format!("httproute/{name} spec.rules[{i}]");

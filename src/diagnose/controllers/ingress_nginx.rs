@@ -185,8 +185,25 @@ pub fn wsa013_service_affinity_bypassed(ctx: &Ctx) -> Vec<Finding> {
             .map(|r| format!("{} controller={}", r.reference(), r.controller.label()))
             .chain([format!("{} spec.sessionAffinity=ClientIP", ctx.svc_ref())])
             .collect(),
-        "none needed; configure stickiness for Ingress traffic on the Ingress itself (e.g. `nginx.ingress.kubernetes.io/affinity: cookie`)",
+        wsa013_fix(&bypass),
     )]
+}
+
+/// Where stickiness for traffic through these controllers is set, by the
+/// first controller's own spelling.
+fn wsa013_fix(bypass: &[&Route]) -> String {
+    let example = match bypass.first().map(|r| &r.controller) {
+        Some(Controller::Traefik) => {
+            "Traefik reads it on the Service: `traefik.ingress.kubernetes.io/service.sticky.cookie: \"true\"`"
+        }
+        Some(Controller::Haproxy) => "`haproxy.org/cookie-persistence: NAME` on the Ingress",
+        Some(Controller::Contour) => "HTTPProxy `loadBalancerPolicy.strategy: Cookie`",
+        Some(Controller::Istio) => "DestinationRule `consistentHash.httpCookie`",
+        _ => "e.g. `nginx.ingress.kubernetes.io/affinity: cookie` on the Ingress",
+    };
+    format!(
+        "none needed; configure stickiness for that traffic on the route's controller ({example})"
+    )
 }
 
 /// WSA030: ingress-nginx cookie affinity.

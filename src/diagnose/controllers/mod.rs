@@ -255,7 +255,7 @@ pub fn wsa036_other_controller(ctx: &Ctx) -> Vec<Finding> {
 
 /// WSA036's title when the route asks for affinity its controller does not implement.
 pub const WSA036_IGNORED_TITLE: &str =
-    "affinity asked for on a route is not implemented by the controller serving it";
+    "affinity asked for on a route does not pin a pod with the controller serving it";
 
 /// WSA036's title when the finding is only about values that could not be read.
 pub const WSA036_UNREADABLE_TITLE: &str =

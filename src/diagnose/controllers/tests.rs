@@ -506,26 +506,37 @@ fn httproute_session_persistence_through_traefik_does_nothing() {
 fn httproute_to_a_sticky_traefikservice_is_sticky() {
     let route = json!({"spec": {"parentRefs": [{"name": "gw"}], "rules": [
         {"backendRefs": [{"group": "traefik.io", "kind": "TraefikService", "name": "sticky"}]}]}});
-    let ts = json!({"spec": {"weighted": {
-        "services": [{"name": "web", "port": 8080}],
-        "sticky": {"cookie": {"httpOnly": true}}}}});
-    let snap = traefik_gateway(
-        ready(service("web"))
-            .custom(
-                RouteKind::HTTPRoute,
-                dynamic(RouteKind::HTTPRoute, "web", route),
-            )
-            .custom(
-                RouteKind::TraefikService,
-                dynamic(RouteKind::TraefikService, "sticky", ts),
-            ),
-    )
-    .build();
+    let with_ts = |ts: Value| {
+        traefik_gateway(
+            ready(service("web"))
+                .custom(
+                    RouteKind::HTTPRoute,
+                    dynamic(RouteKind::HTTPRoute, "web", route.clone()),
+                )
+                .custom(
+                    RouteKind::TraefikService,
+                    dynamic(RouteKind::TraefikService, "sticky", ts),
+                ),
+        )
+        .build()
+    };
+    // Sticky on the entry naming the Service: pins a pod (seen real).
+    let snap = with_ts(json!({"spec": {"weighted": {
+        "services": [{"name": "web", "port": 8080, "sticky": {"cookie": {"httpOnly": true}}}]}}}));
     let r = &ctx_routes(&snap)[0];
     assert_eq!(r.controller, Controller::Traefik);
-    let want = generated_cookie_name("default-sticky@kubernetescrd");
+    let want = generated_cookie_name("default-web-8080@kubernetescrd");
     assert_eq!(r.affinity, cookie(&want, None));
     assert_codes(&snap, &["WSA036"], &["WSA035"]);
+    // weighted.sticky only: pins one of the listed services, not a pod.
+    let snap = with_ts(json!({"spec": {"weighted": {
+        "services": [{"name": "web", "port": 8080}],
+        "sticky": {"cookie": {"httpOnly": true}}}}}));
+    let r = &ctx_routes(&snap)[0];
+    assert!(r.affinity.is_none(), "{:?}", r.affinity);
+    let f = run(wsa036_other_controller, &snap);
+    assert_eq!(f[0].title, WSA036_IGNORED_TITLE);
+    assert!(f[0].detail.contains("not to a pod"), "{}", f[0].detail);
     // A TraefikService that leads elsewhere is not a route to us.
     let elsewhere = json!({"spec": {"weighted": {"services": [{"name": "api", "port": 80}]}}});
     let snap = ready(service("web"))
@@ -547,8 +558,7 @@ fn ingressroute_through_a_traefikservice() {
     let ir = json!({"spec": {"routes": [{"match": "Host(`ws.example.com`)",
         "services": [{"kind": "TraefikService", "name": "sticky"}]}]}});
     let ts = json!({"spec": {"weighted": {
-        "services": [{"name": "web", "port": 8080}],
-        "sticky": {"cookie": {"name": "pin", "maxAge": 60}}}}});
+        "services": [{"name": "web", "port": 8080, "sticky": {"cookie": {"name": "pin", "maxAge": 60}}}]}}});
     let snap = ready(service("web"))
         .custom(
             RouteKind::IngressRoute,

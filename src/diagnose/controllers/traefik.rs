@@ -15,7 +15,7 @@ use super::{
 };
 use crate::diagnose::annotations::parse_bool;
 use crate::diagnose::ctx::Ctx;
-use crate::diagnose::route::{Affinity, Controller, Route};
+use crate::diagnose::route::{Affinity, Controller, Problem, Route};
 use crate::snapshot::RouteKind;
 
 const TRAEFIK: &str = "traefik.ingress.kubernetes.io/";
@@ -180,7 +180,7 @@ pub fn ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     if let Some(ts) = via {
         let mut r = Route::new("IngressRoute", &name, Controller::Traefik);
         r.hosts = hosts;
-        through_traefik_service(&mut r, ts);
+        through_traefik_service(&mut r, ctx, ts);
         return Some(r);
     }
     let svc = hit?;
@@ -229,31 +229,64 @@ pub fn leading_to_us<'a>(
         .then_some(ts)
 }
 
-/// A route that sends to our Service through a weighted TraefikService:
-/// Traefik balances to the pods itself, and `weighted.sticky.cookie` pins a
-/// cookie jar (the cookie named after the TraefikService when unnamed).
-pub fn through_traefik_service(r: &mut Route, ts: &DynamicObject) {
+/// A route that sends to our Service through a weighted TraefikService.
+/// Traefik balances to the pods itself. Found on the real Traefik: only a
+/// `sticky.cookie` on the weighted entry that names our Service pins a pod
+/// (its cookie named after `NS-SERVICE-PORT@kubernetescrd` when unnamed);
+/// `weighted.sticky` pins one of the TraefikService's services, so with our
+/// Service listed once each connection is still balanced over its pods.
+pub fn through_traefik_service(r: &mut Route, ctx: &Ctx, ts: &DynamicObject) {
     let ts_name = obj_name(ts);
-    let ns = obj_namespace(ts).unwrap_or_default().to_owned();
+    let ns = obj_namespace(ts).unwrap_or(ctx.ns()).to_owned();
     r.controller = Controller::Traefik;
     r.bypasses_service = true;
-    let ev = format!("traefikservice/{ts_name} spec.weighted");
-    let sticky = spec(ts)
-        .get("weighted")
-        .and_then(|w| w.get("sticky"))
-        .and_then(|s| s.get("cookie"));
-    match sticky {
-        Some(c) => {
-            let max_age = text_at(c, "maxAge")
-                .and_then(|m| seconds_or_problem(r, &m, format!("{ev}.sticky.cookie.maxAge={m}")));
-            let name = str_at(c, "name")
-                .map(str::to_owned)
-                .filter(|n| !n.trim().is_empty());
-            let svc = traefik_service_name(&ns, &ts_name);
-            sticky_cookie(r, name, max_age, format!("{ev}.sticky.cookie"), Some(&svc));
-        }
-        None => r.affinity = Affinity::None,
+    r.affinity = Affinity::None;
+    let Some(weighted) = spec(ts).get("weighted") else {
+        return;
+    };
+    let entries = arr(weighted, "services");
+    let Some((i, entry)) = entries
+        .iter()
+        .enumerate()
+        .find(|(_, svc)| backend_is_ours(ctx, ts, svc))
+    else {
+        return;
+    };
+    let ev = format!("traefikservice/{ts_name} spec.weighted.services[{i}]");
+    if let Some(c) = entry.get("sticky").and_then(|s| s.get("cookie")) {
+        let max_age = text_at(c, "maxAge")
+            .and_then(|m| seconds_or_problem(r, &m, format!("{ev}.sticky.cookie.maxAge={m}")));
+        let name = str_at(c, "name")
+            .map(str::to_owned)
+            .filter(|n| !n.trim().is_empty());
+        let port = text_at(entry, "port").unwrap_or_default();
+        let svc = crd_service_name(&ns, &ctx.name, &port);
+        sticky_cookie(r, name, max_age, format!("{ev}.sticky.cookie"), Some(&svc));
+    } else if weighted
+        .get("sticky")
+        .and_then(|s| s.get("cookie"))
+        .is_some()
+    {
+        r.unsupported.push(Problem {
+            code: "WSA036",
+            evidence: format!("traefikservice/{ts_name} spec.weighted.sticky.cookie"),
+            reason: format!(
+                "Traefik's weighted sticky cookie pins a client to one of the {} service(s) the TraefikService lists, not to a pod; each connection is still balanced over the Service's pods. Set `sticky.cookie` on the entry that names the Service (`{ev}.sticky.cookie`) to pin a pod",
+                entries.len()
+            ),
+        });
     }
+}
+
+/// Traefik's qualified name of a Service entry in a TraefikService or
+/// IngressRoute (Kubernetes CRD provider): `NS-SERVICE-PORT@kubernetescrd`.
+pub fn crd_service_name(namespace: &str, service: &str, port: &str) -> String {
+    let id = if port.is_empty() {
+        format!("{namespace}-{service}")
+    } else {
+        format!("{namespace}-{service}-{port}")
+    };
+    format!("{}@kubernetescrd", normalize(&id))
 }
 
 /// ``Host(`a.example.com`) && PathPrefix(`/ws`)`` → `["a.example.com"]`.

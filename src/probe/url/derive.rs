@@ -4,8 +4,28 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 
-use super::parse::WsUrl;
+use super::parse::{ResolveEntry, WsUrl};
 use crate::snapshot::Snapshot;
+
+/// A derived URL carries the scheme's port (80/443), but the Ingress often
+/// answers elsewhere (a port-forward, a kind or lab port). When `--resolve`
+/// names the URL's host only with one other port, that is where the user
+/// says the Ingress is: the URL takes that port. Returns the port replaced.
+pub fn port_from_resolve(url: &mut WsUrl, resolve: &[ResolveEntry]) -> Option<u16> {
+    if resolve.iter().any(|r| r.matches(&url.host, url.port)) {
+        return None;
+    }
+    let mut ports: Vec<u16> = resolve
+        .iter()
+        .filter(|r| r.host.eq_ignore_ascii_case(&url.host))
+        .map(|r| r.port)
+        .collect();
+    ports.dedup();
+    match ports.as_slice() {
+        [port] => Some(std::mem::replace(&mut url.port, *port)),
+        _ => None,
+    }
+}
 
 /// The derived URL and the Ingress it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,6 +168,39 @@ mod tests {
             spec["tls"] = json!([{"hosts": [host.unwrap_or("")], "secretName": "x"}]);
         }
         json!({"metadata": {"name": name, "namespace": "dev"}, "spec": spec})
+    }
+
+    #[test]
+    fn resolve_with_one_other_port_moves_a_derived_url_there() {
+        let entry = |host: &str, port| ResolveEntry {
+            host: host.into(),
+            port,
+            addrs: vec!["127.0.0.1".parse().expect("an address")],
+        };
+        let mut url = WsUrl::parse("ws://ws.example.com/chat").expect("a URL");
+        assert_eq!(
+            port_from_resolve(&mut url, &[entry("ws.example.com", 41365)]),
+            Some(80)
+        );
+        assert_eq!(url.to_string(), "ws://ws.example.com:41365/chat");
+        // Already matching, another host, or two candidate ports: unchanged.
+        let mut url = WsUrl::parse("ws://ws.example.com/").expect("a URL");
+        assert_eq!(
+            port_from_resolve(&mut url, &[entry("ws.example.com", 80)]),
+            None
+        );
+        assert_eq!(
+            port_from_resolve(&mut url, &[entry("other.example.com", 9)]),
+            None
+        );
+        assert_eq!(
+            port_from_resolve(
+                &mut url,
+                &[entry("ws.example.com", 1), entry("ws.example.com", 2)]
+            ),
+            None
+        );
+        assert_eq!(url.port, 80);
     }
 
     #[test]
