@@ -293,6 +293,27 @@ pub struct UrlClient {
     /// The local address this client's sockets were bound to (`--source-ip`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
+    /// The value of the affinity cookie this client held after its last
+    /// connection (what a browser would send next).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity_cookie_value: Option<String>,
+    /// Connections on which the proxy answered the client's affinity cookie
+    /// with a new value: the pod the old one named was gone or unusable, and
+    /// the client was pinned again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repins: Vec<Repin>,
+}
+
+/// The proxy replaced a client's affinity cookie (`spread`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repin {
+    /// 1-based, among this client's successful connections (its `pods` entry).
+    pub connection: u32,
+    /// The value the client sent.
+    pub from: String,
+    /// The value the proxy set instead.
+    pub to: String,
 }
 
 /// Where a `spread` connection's pod name came from, in order of preference.

@@ -97,6 +97,12 @@ pub struct SpreadArgs {
     #[arg(long)]
     pub no_cookies: bool,
 
+    /// Start every client's cookie jar with this cookie, as a browser that
+    /// already holds it (e.g. an affinity cookie copied from its dev tools);
+    /// repeatable
+    #[arg(long = "cookie", value_name = "NAME=VALUE", conflicts_with = "no_cookies", value_parser = spread_args::cookie)]
+    pub seed_cookies: Vec<(String, String)>,
+
     /// Time each connection has for TCP, TLS and the WebSocket handshake, e.g. 10s
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = config::parse_positive_duration)]
     pub timeout: Duration,
@@ -154,6 +160,31 @@ pub mod spread_args {
 
     pub fn header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
         parse_header(s).map_err(|e| e.to_string())
+    }
+
+    /// `NAME=VALUE`, a cookie as a `Cookie` header carries it.
+    pub fn cookie(s: &str) -> Result<(String, String), String> {
+        let (name, value) = s.split_once('=').ok_or_else(|| {
+            format!("`{s}` is not NAME=VALUE, e.g. --cookie _49ac9=17ebd1d5c2ef67ac")
+        })?;
+        let name = name.trim();
+        let value = value.trim().trim_matches('"');
+        let bad = |c: char| c.is_ascii_control() || c.is_whitespace() || ";,\"".contains(c);
+        if name.is_empty()
+            || name
+                .chars()
+                .any(|c| bad(c) || "=()<>@:\\/[]?{}".contains(c))
+        {
+            return Err(format!(
+                "`{name}` is not a cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+            ));
+        }
+        if value.chars().any(bad) {
+            return Err(format!(
+                "the value of cookie `{name}` holds a space, `;`, `,` or `\"`"
+            ));
+        }
+        Ok((name.to_string(), value.to_string()))
     }
 
     pub fn header_name(s: &str) -> Result<HeaderName, String> {

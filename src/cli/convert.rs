@@ -89,6 +89,7 @@ impl Cli {
                     identity_header: args.identity_header,
                     affinity_cookie: args.affinity_cookie,
                     cookies: !args.no_cookies,
+                    seed_cookies: args.seed_cookies,
                     timeout: args.timeout,
                     hold: args.hold,
                 },

@@ -284,6 +284,15 @@ pub static CATALOG: &[RuleInfo] = &[
         example: "4 clients × 3 connections → all on dev-websocket-server-...-abcde",
         fix: "See the likely cause in the detail; test from separate source IPs or with separate cookie jars.",
     },
+    RuleInfo {
+        code: "WSA067",
+        severity: Info,
+        title: "URL test: the proxy pinned a client again: the pod its cookie named is gone",
+        what: "A simulated client sent its affinity cookie and the proxy answered with a new value for it, and the connection landed on another pod. Seen through Traefik on a real cluster after the cookie's pod was deleted.",
+        why: "Cookie affinity names one pod (a server hash or address). When that pod is deleted, scaled away or not ready, the proxy picks another and sets a new cookie: the client moves once and then stays. This is recovery, not a failure of the affinity or of the test.",
+        example: "client 1: cookie _49ac9 17ebd1d5c2ef67ac → e7d579bb1f6d0408, connection 1 on dev-websocket-server-...-tn659",
+        fix: "None needed: that is how cookie affinity recovers. Expect it after rollouts and scale-downs, when the WebSockets open on the removed pods reconnect too; spread their reconnects (client backoff with jitter) so the new pods are not hit at once.",
+    },
 ];
 
 /// Look up a code (case-insensitive).
@@ -324,11 +333,11 @@ mod tests {
     use super::*;
 
     /// Every code of DESIGN.md's findings catalog.
-    const ALL_CODES: [&str; 29] = [
+    const ALL_CODES: [&str; 30] = [
         "WSA001", "WSA002", "WSA003", "WSA004", "WSA005", "WSA010", "WSA011", "WSA012", "WSA013",
         "WSA014", "WSA015", "WSA016", "WSA020", "WSA030", "WSA031", "WSA032", "WSA033", "WSA034",
         "WSA035", "WSA036", "WSA037", "WSA040", "WSA060", "WSA061", "WSA062", "WSA063", "WSA064",
-        "WSA065", "WSA066",
+        "WSA065", "WSA066", "WSA067",
     ];
 
     #[test]

@@ -19,6 +19,7 @@ pub const RULES: &[Rule] = &[
     wsa064_url_imbalance,
     wsa065_client_on_several_pods,
     wsa066_all_clients_one_pod,
+    wsa067_repinned,
 ];
 
 /// The rules that need only what a URL test observed: `spread` runs them
@@ -27,6 +28,7 @@ pub const OBSERVATION_RULES: &[Rule] = &[
     wsa064_url_imbalance,
     wsa065_client_on_several_pods,
     wsa066_all_clients_one_pod,
+    wsa067_repinned,
 ];
 
 /// What to say instead of a cause when no Service was read.
@@ -448,6 +450,7 @@ pub fn wsa065_client_on_several_pods(ctx: &Ctx) -> Vec<Finding> {
     let spread: Vec<String> = run
         .clients
         .iter()
+        .filter(|c| pinned_runs(c).iter().any(|run| run.len() > 1))
         .filter_map(|c| {
             let pods: BTreeSet<&str> = c
                 .pods
@@ -480,6 +483,79 @@ pub fn wsa065_client_on_several_pods(ctx: &Ctx) -> Vec<Finding> {
             format!("url test {}: cookies={}", run.url, run.cookies),
         ],
         "check which object serves this URL (host and path), that the client keeps and sends its cookies, and that the affinity is set on that route",
+    )]
+}
+
+/// The distinct pods of each stretch of a client's connections between two
+/// re-pins (WSA067): a client the proxy moved once because its pod went away
+/// did not lose its affinity.
+fn pinned_runs(c: &crate::snapshot::UrlClient) -> Vec<BTreeSet<&str>> {
+    let mut runs = vec![BTreeSet::new()];
+    for (i, pod) in c.pods.iter().enumerate() {
+        if c.repins.iter().any(|r| r.connection as usize == i + 1) && i > 0 {
+            runs.push(BTreeSet::new());
+        }
+        if pod != "unknown" {
+            if let Some(run) = runs.last_mut() {
+                run.insert(pod.as_str());
+            }
+        }
+    }
+    runs
+}
+
+/// WSA067: the proxy replaced a client's affinity cookie and moved it.
+pub fn wsa067_repinned(ctx: &Ctx) -> Vec<Finding> {
+    let Some(run) = &ctx.obs.url else {
+        return vec![];
+    };
+    let cookie = run.affinity_cookie.as_deref().unwrap_or("affinity cookie");
+    let ready = ctx.ready_count();
+    let moved: Vec<String> = run
+        .clients
+        .iter()
+        .flat_map(|c| {
+            c.repins.iter().map(move |r| {
+                let pod = c
+                    .pods
+                    .get(r.connection as usize - 1)
+                    .map_or("unknown", String::as_str);
+                let before = (r.connection > 1)
+                    .then(|| c.pods.get(r.connection as usize - 2))
+                    .flatten()
+                    .map(|p| format!(" (it was on {p})"))
+                    .unwrap_or_default();
+                format!(
+                    "client {} sent {cookie}={} and got {} back: connection {} landed on {pod}{before}",
+                    c.client, r.from, r.to, r.connection
+                )
+            })
+        })
+        .collect();
+    if moved.is_empty() {
+        return vec![];
+    }
+    let gone = if ctx.service.is_none() {
+        "the pod the old cookie named was gone or unusable for the proxy (deleted, scaled away or not ready)".to_string()
+    } else {
+        format!(
+            "the pod the old cookie named was gone or unusable for the proxy (deleted, scaled away or not ready; {} ready now)",
+            plural(ready, "pod")
+        )
+    };
+    vec![finding(
+        "WSA067",
+        format!(
+            "through {}, the proxy pinned {} again: {}; {gone}, so it chose another and set a new cookie. That is recovery, not a failure of the affinity or of the test",
+            run.url,
+            plural(moved.len(), "client connection"),
+            moved.join("; ")
+        ),
+        vec![format!(
+            "url test {}: Set-Cookie {cookie} replaced the value sent",
+            run.url
+        )],
+        "none needed: that is how cookie affinity recovers; after rollouts and scale-downs the WebSockets on removed pods reconnect too, so give clients reconnect backoff with jitter",
     )]
 }
 
@@ -995,6 +1071,47 @@ mod tests {
         local.url = "ws://127.0.0.1:8080/".into();
         let report = super::super::diagnose_observations(&observed(local), None);
         assert!(report.findings[0].detail.contains("port-forward"));
+    }
+
+    #[test]
+    fn wsa067_a_replaced_cookie_is_recovery_and_not_wsa065() {
+        // Seen through the real Traefik: pod deleted under a sticky client.
+        let mut spread = url(&[&["web-0", "web-0", "web-2", "web-2"]], true);
+        spread.affinity_cookie = Some("_49ac9".into());
+        spread.clients[0].repins = vec![crate::snapshot::Repin {
+            connection: 3,
+            from: "17eb".into(),
+            to: "e7d5".into(),
+        }];
+        let sticky = snapshot(
+            service("web")
+                .annotation(
+                    "traefik.ingress.kubernetes.io/service.sticky.cookie",
+                    "true",
+                )
+                .build(),
+        )
+        .ready_pods(3)
+        .ingress(ingress("ws", "web").class("traefik").build())
+        .build();
+        let obs = observed(spread.clone());
+        assert_eq!(run(wsa067_repinned, &sticky, &obs), vec!["WSA067"]);
+        assert!(run(wsa065_client_on_several_pods, &sticky, &obs).is_empty());
+        let f = wsa067_repinned(&Ctx::new(&sticky, &obs));
+        assert!(
+            f[0].detail
+                .contains("connection 3 landed on web-2 (it was on web-0)"),
+            "{}",
+            f[0].detail
+        );
+        // Moving without a new cookie is still WSA065; no repin, no WSA067.
+        spread.clients[0].repins.clear();
+        let obs = observed(spread);
+        assert!(run(wsa067_repinned, &sticky, &obs).is_empty());
+        assert_eq!(
+            run(wsa065_client_on_several_pods, &sticky, &obs),
+            vec!["WSA065"]
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::probe::cancel::Cancel;
-use crate::snapshot::{UrlClient, UrlRun};
+use crate::snapshot::{Repin, UrlClient, UrlRun};
 
 pub use attribution::{AttributedBy, Clues, attribute};
 pub use cookies::CookieJar;
@@ -206,6 +206,17 @@ async fn run_client(
         cookie_name: None,
     };
     let mut jar = CookieJar::new();
+    if opts.settings.cookies {
+        let url = &opts.url;
+        for (name, value) in &opts.settings.seed_cookies {
+            jar.store(
+                &format!("{name}={value}; Path=/"),
+                &url.host,
+                url.path_only(),
+                SystemTime::now(),
+            );
+        }
+    }
     for _ in 0..opts.settings.connect {
         let opened = tokio::select! {
             r = open_one(opts, &connector, source, &mut jar) => r,
@@ -213,6 +224,16 @@ async fn run_client(
         };
         match opened {
             Ok(conn) => {
+                if let Some((from, to)) = conn.repinned {
+                    outcome.report.repins.push(Repin {
+                        connection: outcome.report.pods.len() as u32 + 1,
+                        from,
+                        to,
+                    });
+                }
+                if conn.cookie_value.is_some() {
+                    outcome.report.affinity_cookie_value = conn.cookie_value;
+                }
                 outcome.report.pods.push(conn.pod);
                 outcome.report.attributed_by.push(conn.by);
                 if outcome.cookie_name.is_none() {
@@ -236,6 +257,9 @@ struct Opened {
     pod: String,
     by: AttributedBy,
     cookie_name: Option<String>,
+    cookie_value: Option<String>,
+    /// (sent, set) when the proxy replaced the affinity cookie the client sent.
+    repinned: Option<(String, String)>,
 }
 
 /// Opens one connection: TCP (bound to `source`), TLS, WebSocket handshake
@@ -298,18 +322,23 @@ async fn open_one(
         &set_cookies,
         sent_cookies.as_deref(),
     );
+    let repinned = cookie_name
+        .as_deref()
+        .and_then(|name| replaced_cookie(name, sent_cookies.as_deref(), &set_cookies));
 
     let first_message = read_first_text(&mut ws, opts.hello_wait.min(opts.settings.timeout)).await;
     let (pod, by) = attribute(&Clues {
         first_message,
         identity_header,
-        affinity_cookie: cookie_value,
+        affinity_cookie: cookie_value.clone(),
     });
     Ok(Opened {
         ws,
         pod,
         by,
         cookie_name,
+        cookie_value,
+        repinned,
     })
 }
 
@@ -476,6 +505,25 @@ async fn read_first_text(ws: &mut Ws, wait: Duration) -> Option<String> {
     tokio::time::timeout(wait, read).await.ok().flatten()
 }
 
+/// `(sent, set)` when the response sets cookie `name` to another value than
+/// the request sent: the proxy pinned the client again.
+pub fn replaced_cookie(
+    name: &str,
+    sent: Option<&str>,
+    set_cookies: &[String],
+) -> Option<(String, String)> {
+    let sent = sent?
+        .split(';')
+        .filter_map(|p| p.split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.trim().to_string())?;
+    let set = set_cookies.iter().find_map(|sc| {
+        let (n, v) = sc.split(';').next()?.split_once('=')?;
+        (n.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+    })?;
+    (sent != set).then_some((sent, set))
+}
+
 /// The affinity cookie's name and value for one connection: a cookie set by
 /// this response, else one sent with the request. With `name` given only that
 /// cookie counts; otherwise a known balancer cookie, else the only cookie.
@@ -529,6 +577,23 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn a_cookie_the_proxy_replaces_is_a_repin() {
+        let set = s(&["_49ac9=e7d579bb1f6d0408; Path=/; HttpOnly"]);
+        assert_eq!(
+            replaced_cookie("_49ac9", Some("a=1; _49ac9=17ebd1d5c2ef67ac"), &set),
+            Some(("17ebd1d5c2ef67ac".into(), "e7d579bb1f6d0408".into()))
+        );
+        // Set again with the same value, first set, or another cookie: no repin.
+        let same = s(&["_49ac9=17ebd1d5c2ef67ac; Path=/"]);
+        assert_eq!(
+            replaced_cookie("_49ac9", Some("_49ac9=17ebd1d5c2ef67ac"), &same),
+            None
+        );
+        assert_eq!(replaced_cookie("_49ac9", None, &set), None);
+        assert_eq!(replaced_cookie("other", Some("other=1"), &set), None);
     }
 
     #[test]

@@ -142,6 +142,18 @@ pub fn write(
     if let Some(c) = &run.affinity_cookie {
         s.push_str(&format!("{INDENT}Affinity cookie  {c}\n"));
     }
+    for c in &run.clients {
+        for r in &c.repins {
+            let pod = c
+                .pods
+                .get(r.connection as usize - 1)
+                .map_or("unknown", String::as_str);
+            s.push_str(&format!(
+                "{INDENT}Re-pinned        client {}: the proxy replaced its cookie at connection {} (its pod is gone); now on {pod}\n",
+                c.client, r.connection
+            ));
+        }
+    }
     for c in spread.clients.iter().filter(|c| c.error.is_some()) {
         s.push_str(&format!(
             "{INDENT}client {}: {} failed: {}\n",

@@ -62,14 +62,6 @@ pub fn ingress_service_name(namespace: &str, service: &str, port: &str) -> Strin
     )
 }
 
-/// Traefik's qualified name of a TraefikService (Kubernetes CRD provider).
-pub fn traefik_service_name(namespace: &str, name: &str) -> String {
-    format!(
-        "{}@kubernetescrd",
-        normalize(&format!("{namespace}-{name}"))
-    )
-}
-
 /// Cookie affinity with the cookie's name, or the name Traefik generates
 /// from `service` (with evidence saying so) when none is given.
 fn sticky_cookie(

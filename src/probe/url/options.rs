@@ -26,6 +26,8 @@ pub struct ClientSettings {
     pub affinity_cookie: Option<String>,
     /// `false` with `--no-cookies`: no cookie is ever sent.
     pub cookies: bool,
+    /// `--cookie NAME=VALUE`: in every client's jar before its first connection.
+    pub seed_cookies: Vec<(String, String)>,
     /// Bound on TCP connect + TLS + WebSocket handshake, per connection.
     pub timeout: Duration,
     /// How long to keep everything open once all connections are up.
@@ -45,6 +47,7 @@ impl Default for ClientSettings {
             identity_header: HeaderName::from_static("x-pod-name"),
             affinity_cookie: None,
             cookies: true,
+            seed_cookies: Vec::new(),
             timeout: Duration::from_secs(10),
             hold: Duration::ZERO,
         }
