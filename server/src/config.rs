@@ -71,7 +71,8 @@ pub struct Cli {
     pub no_hello: bool,
 
     /// Also serve this fixed gauge series on /metrics, e.g.
-    /// 'ws_connections{route="/chat"} 3' (repeatable: a small multi-series
+    /// 'ws_connections{route="/chat"} 3' or ws_connections{route="/chat"}=3
+    /// (repeatable: a small multi-series
     /// exporter for testing metric readers such as `kubectl wsaffinity logs --metric`)
     #[arg(long, value_name = "SERIES VALUE", value_parser = parse_extra_gauge)]
     pub extra_gauge: Vec<ExtraGauge>,
@@ -102,12 +103,16 @@ fn metric_name(s: &str) -> bool {
 }
 
 /// Parses `--extra-gauge`: `NAME N` or `NAME{LABEL="V",...} N` (label
-/// values without `"` or `,`), N an integer.
+/// values without `"` or `,`), N an integer, also written `...=N`.
 pub fn parse_extra_gauge(text: &str) -> Result<ExtraGauge, String> {
     let form = r#"expected NAME{LABEL="VALUE",...} N, e.g. 'ws_connections{route="/chat"} 3'"#;
     let text = text.trim();
-    let (series, value) = text
-        .rsplit_once(char::is_whitespace)
+    // The value follows the labels after a space or `=` (`=` needs no
+    // quoting in a shell or in the lab's whitespace-split server-args).
+    let tail = text.rfind('}').map_or(0, |i| i + 1);
+    let (series, value) = text[tail..]
+        .rfind(|c: char| c == '=' || c.is_whitespace())
+        .map(|i| (&text[..tail + i], &text[tail + i + 1..]))
         .ok_or_else(|| format!("`{text}` has no value: {form}"))?;
     let value: i64 = value
         .parse()

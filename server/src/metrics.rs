@@ -241,7 +241,7 @@ mod tests {
         use crate::config::parse_extra_gauge;
         let extra: Vec<_> = [
             r#"ws_connections{route="/chat"} 3"#,
-            r#"ws_connections{route="/feed"} 2"#,
+            r#"ws_connections{route="/feed"}=2"#,
             "up 1",
         ]
         .iter()
@@ -268,6 +268,7 @@ mod tests {
         for bad in [
             "ws_connections",
             "ws_connections x",
+            "m{a=\"b\"}",
             "9x 1",
             "m{route} 1",
             "m{a=\"b\" 1",
