@@ -239,7 +239,9 @@ fn probes(report: &Value) -> Vec<Value> {
 }
 
 /// before → during → after, as `per-pod` read them.
-fn counts(p: &Value) -> (Option<u64>, Option<u64>, Option<u64>) {
+type Counts = (Option<u64>, Option<u64>, Option<u64>);
+
+fn counts(p: &Value) -> Counts {
     (
         p["loggedActiveBefore"].as_u64(),
         p["loggedActiveDuring"].as_u64(),
@@ -276,7 +278,7 @@ async fn per_pod_reads_the_gauge_while_its_connections_are_held() {
     .await;
     assert_eq!(r.code, 0, "{}", r.all());
     let report = r.json();
-    let got: Vec<(String, (Option<u64>, Option<u64>, Option<u64>))> = probes(&report)
+    let got: Vec<(String, Counts)> = probes(&report)
         .iter()
         .map(|p| (p["pod"].as_str().unwrap_or_default().to_string(), counts(p)))
         .collect();

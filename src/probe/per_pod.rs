@@ -177,13 +177,16 @@ fn ready_endpoint_pods(slices: &[EndpointSlice]) -> Vec<(String, Option<String>)
     out
 }
 
+/// A reading's `(error, note)`: why it gave no count, or a remark on it.
+pub type Remarks = (Option<String>, Option<String>);
+
 /// Reads a pod's current `Active connections` value.
 pub trait ActiveReader: Send + Sync {
     fn active<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Option<u64>>;
 
     /// What the pod's last reading said besides the count: why there was
     /// none (`error`), or a remark on it (`note`). `(None, None)` by default.
-    fn remarks(&self, _pod: &str) -> (Option<String>, Option<String>) {
+    fn remarks(&self, _pod: &str) -> Remarks {
         (None, None)
     }
 }
@@ -227,7 +230,7 @@ pub struct MetricActiveReader {
     /// Each pod's `(port, path)`, resolved before the test.
     endpoints: HashMap<String, (u16, String)>,
     /// Each pod's last `(error, note)`.
-    last: Mutex<HashMap<String, (Option<String>, Option<String>)>>,
+    last: Mutex<HashMap<String, Remarks>>,
 }
 
 impl MetricActiveReader {
@@ -278,7 +281,7 @@ impl ActiveReader for MetricActiveReader {
         })
     }
 
-    fn remarks(&self, pod: &str) -> (Option<String>, Option<String>) {
+    fn remarks(&self, pod: &str) -> Remarks {
         self.last
             .lock()
             .unwrap_or_else(|p| p.into_inner())
