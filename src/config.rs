@@ -110,6 +110,8 @@ pub struct PerPodConfig {
     pub hold: Duration,
     /// `--timeout`: limit for each step of one connection.
     pub timeout: Duration,
+    /// `--metric`: cross-check with this gauge instead of the logged count.
+    pub metric: Option<crate::probe::metrics::MetricSource>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

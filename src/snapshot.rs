@@ -259,6 +259,10 @@ pub struct PodLog {
     /// When the line was logged (RFC 3339), from `timestamps=true`.
     pub logged_at: Option<String>,
     pub error: Option<String>,
+    /// A remark on a count that was read, e.g. with `--metric`: several
+    /// series were summed (which, and how to read one alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Simulated clients through a URL (`spread`).

@@ -776,3 +776,159 @@ fn demo_cluster_runs_check_per_pod_and_logs_against_the_real_api_server() {
     );
     assert!(text.contains("$ kubectl wsaffinity logs"), "{text}");
 }
+
+/// `n` WebSocket connections to `pod`'s port 8080, each through its own
+/// port-forward of the real API server (kube-rs, not the plugin; the real
+/// kubectl's port-forward speaks SPDY, which the lab's kubelets do not),
+/// read in the background so the server's pings are answered. They stay
+/// open until the runtime is dropped.
+async fn hold(client: &kube::Client, ns: &str, pod: &str, n: u64) {
+    use futures::StreamExt;
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.clone(), ns);
+    for _ in 0..n {
+        let mut pf = api
+            .portforward(pod, &[8080])
+            .await
+            .unwrap_or_else(|e| panic!("port-forward to {pod}: {e}"));
+        let stream = pf.take_stream(8080).expect("the forwarded port's stream");
+        let (mut ws, _) = tokio_tungstenite::client_async("ws://localhost:8080/", stream)
+            .await
+            .unwrap_or_else(|e| panic!("WebSocket to {pod} over port-forward: {e}"));
+        tokio::spawn(async move {
+            let _pf = pf;
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+    }
+}
+
+/// Each pod's `active` in a `logs -o json` report, by pod name.
+fn actives(report: &Value) -> Vec<(String, Option<u64>)> {
+    let mut v: Vec<(String, Option<u64>)> = logged(report)
+        .iter()
+        .map(|l| {
+            (
+                l["pod"].as_str().unwrap_or_default().to_string(),
+                l["active"].as_u64(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn logs_metric_matches_the_logged_counts_while_connections_are_held() {
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
+    let ns = "t-metric";
+    c.namespace_with_base(ns, 2);
+    let pods = c.wait_ready(ns, 2, Duration::from_secs(90));
+    // 3 connections to one pod and 1 to the other, held for the rest of the
+    // test (until `rt` is dropped).
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let mut want: Vec<(String, Option<u64>)> = Vec::new();
+    rt.block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&c.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("client config");
+        let client = kube::Client::try_from(config).expect("client");
+        for (pod, n) in pods.iter().zip([3u64, 1]) {
+            hold(&client, ns, pod, n).await;
+            want.push((pod.clone(), Some(n)));
+        }
+    });
+    want.sort();
+
+    // The log source shows them (the server logs every change at once).
+    let mut by_log = Vec::new();
+    wait_until(
+        "logs shows the held connections",
+        Duration::from_secs(30),
+        || {
+            let run = plugin(&c.kubeconfig, &["logs", SVC, "-n", ns, "-o", "json"]);
+            by_log = actives(&run.json());
+            by_log == want
+        },
+    );
+
+    // The gauge, read through the real API server's pods/portforward, agrees.
+    let run = plugin(
+        &c.kubeconfig,
+        &[
+            "logs",
+            SVC,
+            "-n",
+            ns,
+            "--metric",
+            "websocket_active_connections",
+            "--metrics-port",
+            "8080",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report = run.json();
+    assert_eq!(actives(&report), want, "metric vs log: {report:#}");
+    assert_eq!(report["observations"]["activeSource"]["kind"], "metric");
+
+    // Without --metrics-port: the `prometheus.io/port` annotation, set with
+    // the real kubectl, names the port.
+    for pod in &pods {
+        c.kubectl(&[
+            "annotate",
+            "-n",
+            ns,
+            &format!("pod/{pod}"),
+            "prometheus.io/port=8080",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let run = plugin(
+        &c.kubeconfig,
+        &[
+            "logs",
+            SVC,
+            "-n",
+            ns,
+            "--metric",
+            "websocket_active_connections",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(actives(&run.json()), want, "{}", run.all());
+
+    // per-pod --metric: the test's own 2 connections on top of the held ones.
+    let run = plugin(
+        &c.kubeconfig,
+        &[
+            "per-pod",
+            SVC,
+            "-n",
+            ns,
+            "--metric",
+            "websocket_active_connections",
+            "--connect",
+            "2",
+            "--hold",
+            "1s",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report = run.json();
+    for (pod, n) in &want {
+        let p = per_pod(&report)
+            .into_iter()
+            .find(|p| p["pod"] == pod.as_str())
+            .unwrap_or_else(|| panic!("no probe for {pod}: {report:#}"));
+        assert_eq!(p["loggedActiveBefore"].as_u64(), *n, "{p:#}");
+        assert_eq!(p["loggedActiveDuring"].as_u64(), n.map(|n| n + 2), "{p:#}");
+    }
+    drop(rt);
+}

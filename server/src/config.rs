@@ -69,6 +69,87 @@ pub struct Cli {
     /// Do not send the hello message: a pure echo server (for conformance suites).
     #[arg(long)]
     pub no_hello: bool,
+
+    /// Also serve this fixed gauge series on /metrics, e.g.
+    /// 'ws_connections{route="/chat"} 3' or ws_connections{route="/chat"}=3
+    /// (repeatable: a small multi-series
+    /// exporter for testing metric readers such as `kubectl wsaffinity logs --metric`)
+    #[arg(long, value_name = "SERIES VALUE", value_parser = parse_extra_gauge)]
+    pub extra_gauge: Vec<ExtraGauge>,
+}
+
+/// One `--extra-gauge` series: `name{label="value",...} N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraGauge {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: i64,
+}
+
+/// The names the server's own metrics use; an extra gauge may not take one.
+const OWN_NAMES: [&str; 4] = [
+    "websocket_active_connections",
+    "websocket_connections",
+    "websocket_messages",
+    "websocket_rejected",
+];
+
+fn metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses `--extra-gauge`: `NAME N` or `NAME{LABEL="V",...} N` (label
+/// values without `"` or `,`), N an integer, also written `...=N`.
+pub fn parse_extra_gauge(text: &str) -> Result<ExtraGauge, String> {
+    let form = r#"expected NAME{LABEL="VALUE",...} N, e.g. 'ws_connections{route="/chat"} 3'"#;
+    let text = text.trim();
+    // The value follows the labels after a space or `=` (`=` needs no
+    // quoting in a shell or in the lab's whitespace-split server-args).
+    let tail = text.rfind('}').map_or(0, |i| i + 1);
+    let (series, value) = text[tail..]
+        .rfind(|c: char| c == '=' || c.is_whitespace())
+        .map(|i| (&text[..tail + i], &text[tail + i + 1..]))
+        .ok_or_else(|| format!("`{text}` has no value: {form}"))?;
+    let value: i64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a whole number: {form}"))?;
+    let series = series.trim();
+    let (name, labels) = match series.split_once('{') {
+        None => (series, Vec::new()),
+        Some((name, rest)) => {
+            let inner = rest
+                .strip_suffix('}')
+                .ok_or_else(|| format!("`{series}` does not end its labels with `}}`: {form}"))?;
+            let mut labels = Vec::new();
+            for pair in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let label = pair.split_once('=').and_then(|(k, v)| {
+                    let v = v.trim().strip_prefix('"')?.strip_suffix('"')?;
+                    (metric_name(k.trim()) && !v.contains('"'))
+                        .then(|| (k.trim().to_string(), v.to_string()))
+                });
+                labels
+                    .push(label.ok_or_else(|| format!("`{pair}` is not LABEL=\"VALUE\": {form}"))?);
+            }
+            (name, labels)
+        }
+    };
+    if !metric_name(name) {
+        return Err(format!("`{name}` is not a metric name: {form}"));
+    }
+    if OWN_NAMES.contains(&name) {
+        return Err(format!(
+            "`{name}` is one of the server's own metrics; pick another name"
+        ));
+    }
+    Ok(ExtraGauge {
+        name: name.to_string(),
+        labels,
+        value,
+    })
 }
 
 impl Cli {
@@ -90,6 +171,7 @@ impl Cli {
             drain_timeout: self.drain_timeout,
             hello: !self.no_hello,
             identity: Identity::from_env(),
+            extra_gauges: self.extra_gauge.clone(),
         }
     }
 }
@@ -127,6 +209,8 @@ pub struct Config {
     pub hello: bool,
     /// Who this server is, as reported in the hello message.
     pub identity: Identity,
+    /// `--extra-gauge`: fixed series served on /metrics besides the server's own.
+    pub extra_gauges: Vec<ExtraGauge>,
 }
 
 impl Default for Config {
@@ -140,6 +224,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(25),
             hello: true,
             identity: Identity::default(),
+            extra_gauges: Vec::new(),
         }
     }
 }

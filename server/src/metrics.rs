@@ -118,6 +118,24 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The server's own metrics, and the fixed `--extra-gauge` series
+    /// (one gauge family per name).
+    pub fn with_extra(extra: &[crate::config::ExtraGauge]) -> Self {
+        let mut m = Metrics::default();
+        let mut names: Vec<&str> = extra.iter().map(|g| g.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let family = Family::<Vec<(String, String)>, Gauge>::default();
+            for g in extra.iter().filter(|g| g.name == name) {
+                family.get_or_create(&g.labels).set(g.value);
+            }
+            m.registry
+                .register(name, "A fixed series from --extra-gauge", family);
+        }
+        m
+    }
+
     /// Open WebSocket connections right now.
     pub fn active(&self) -> usize {
         usize::try_from(self.active.get()).unwrap_or(0)
@@ -216,5 +234,52 @@ mod tests {
         drop(guard);
         assert_eq!(m.active(), 0);
         assert!(m.render().contains("websocket_connections_total 1\n"));
+    }
+
+    #[test]
+    fn extra_gauges_are_served_beside_the_servers_own() {
+        use crate::config::parse_extra_gauge;
+        let extra: Vec<_> = [
+            r#"ws_connections{route="/chat"} 3"#,
+            r#"ws_connections{route="/feed"}=2"#,
+            "up 1",
+        ]
+        .iter()
+        .map(|t| parse_extra_gauge(t).expect("valid"))
+        .collect();
+        let text = Metrics::with_extra(&extra).render();
+        assert!(text.contains("# TYPE ws_connections gauge\n"), "{text}");
+        assert!(
+            text.contains("ws_connections{route=\"/chat\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ws_connections{route=\"/feed\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nup 1\n"), "{text}");
+        assert!(text.contains("websocket_active_connections 0\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_extra_gauge_names_the_expected_form() {
+        use crate::config::parse_extra_gauge;
+        for bad in [
+            "ws_connections",
+            "ws_connections x",
+            "m{a=\"b\"}",
+            "9x 1",
+            "m{route} 1",
+            "m{a=\"b\" 1",
+        ] {
+            let e = parse_extra_gauge(bad).expect_err(bad);
+            assert!(
+                e.contains("e.g. 'ws_connections{route=\"/chat\"} 3'"),
+                "{bad}: {e}"
+            );
+        }
+        let own = parse_extra_gauge("websocket_active_connections 1").expect_err("own name");
+        assert!(own.contains("server's own"), "{own}");
     }
 }

@@ -34,7 +34,7 @@ impl Shared {
         Shared {
             websocket_slots: Arc::new(Semaphore::new(config.max_connections)),
             websocket_config,
-            metrics: Metrics::default(),
+            metrics: Metrics::with_extra(&config.extra_gauges),
             shutdown,
             next_id: AtomicU64::new(1),
             config,

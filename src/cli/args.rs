@@ -240,15 +240,24 @@ pub struct LogsArgs {
     #[arg(long, hide = true, value_name = "DURATION", default_value = "2s", value_parser = config::parse_positive_duration)]
     pub poll_interval: Duration,
 
-    /// Read this Prometheus gauge from each pod's metrics endpoint instead of its log,
-    /// e.g. websocket_active_connections or 'socketio_connected{namespace="/chat"}'
-    /// (several series of one name are summed)
-    #[arg(long, value_name = "NAME", value_parser = parse_metric)]
-    pub metric: Option<crate::probe::metrics::MetricQuery>,
+    #[command(flatten)]
+    pub metrics: MetricArgs,
 
     /// With --metric --follow: how often each pod's gauge is read again
     #[arg(long, value_name = "DURATION", default_value = "2s", requires = "metric", value_parser = config::parse_positive_duration)]
     pub interval: Duration,
+}
+
+/// `--metric`, `--metrics-port`, `--metrics-path`: one definition for `logs`
+/// and `per-pod`, so both spell, validate and explain them the same way.
+#[derive(Debug, Args)]
+pub struct MetricArgs {
+    /// Read open connections from this Prometheus gauge on each pod's metrics
+    /// endpoint (through port-forward) instead of its `Active connections` log
+    /// line, e.g. websocket_active_connections or 'socketio_connected{namespace="/chat"}'
+    /// (several series of one name are summed, and a note says so)
+    #[arg(long, value_name = "NAME", value_parser = parse_metric)]
+    pub metric: Option<crate::probe::metrics::MetricQuery>,
 
     /// The pods' metrics port (default: a container port named `metrics` or
     /// `http-metrics`, else the `prometheus.io/port` annotation)
@@ -258,6 +267,20 @@ pub struct LogsArgs {
     /// The metrics path (default: the `prometheus.io/path` annotation, else /metrics)
     #[arg(long, value_name = "PATH", requires = "metric", value_parser = parse_metrics_path)]
     pub metrics_path: Option<String>,
+}
+
+impl MetricArgs {
+    /// The validated source, or `None` without `--metric`; `interval` is
+    /// `logs --follow`'s `--interval`.
+    pub fn source(self, interval: Duration) -> Option<crate::probe::metrics::MetricSource> {
+        self.metric
+            .map(|query| crate::probe::metrics::MetricSource {
+                query,
+                port: self.metrics_port,
+                path: self.metrics_path,
+                interval,
+            })
+    }
 }
 
 fn parse_metric(s: &str) -> Result<crate::probe::metrics::MetricQuery, String> {
@@ -315,6 +338,9 @@ pub struct PerPodArgs {
     /// Give up on one connection's step (port-forward, handshake, echo, close) after this long
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = config::parse_positive_duration)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub metrics: MetricArgs,
 }
 
 #[derive(Debug, Args)]

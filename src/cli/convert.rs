@@ -41,6 +41,8 @@ impl Cli {
                 echo: !args.no_echo,
                 hold: args.hold,
                 timeout: args.timeout,
+                // No follow in `per-pod`: the interval is never used.
+                metric: args.metrics.source(crate::probe::metrics::DEFAULT_INTERVAL),
             }),
             Command::Logs(args) => CommandConfig::Logs(crate::probe::logs::LogsConfig {
                 pods: match args.selector {
@@ -61,14 +63,7 @@ impl Cli {
                     duration: args.follow_duration,
                     poll_interval: args.poll_interval,
                 }),
-                metric: args
-                    .metric
-                    .map(|query| crate::probe::metrics::MetricSource {
-                        query,
-                        port: args.metrics_port,
-                        path: args.metrics_path,
-                        interval: args.interval,
-                    }),
+                metric: args.metrics.source(args.interval),
             }),
             Command::Spread(args) => CommandConfig::Spread(Box::new(SpreadConfig {
                 target: match &args.target {

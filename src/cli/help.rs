@@ -97,7 +97,10 @@ Examples:
   kubectl wsaffinity logs -l app=web -c server --pattern 'clients=(\\d+)'
 
   # Only lines of the last 10 minutes, as JSON
-  kubectl wsaffinity logs --since 10m -o json";
+  kubectl wsaffinity logs --since 10m -o json
+
+  # From each pod's Prometheus gauge instead of its log (one series of several)
+  kubectl wsaffinity logs --metric 'socketio_connected{namespace=\"/chat\"}' --metrics-port 9090";
 
 pub const PER_POD_EXAMPLES: &str = "\
 Examples:
@@ -108,4 +111,7 @@ Examples:
   kubectl wsaffinity per-pod svc/dev-websocket-server --parallel 2 --all-pods --no-echo
 
   # Another port and path, held open for 30 s
-  kubectl wsaffinity per-pod --port 8080 --path /ws --hold 30s";
+  kubectl wsaffinity per-pod --port 8080 --path /ws --hold 30s
+
+  # Cross-check the held connections with each pod's Prometheus gauge, not its log
+  kubectl wsaffinity per-pod --metric websocket_active_connections --metrics-port 8080";

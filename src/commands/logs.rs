@@ -292,7 +292,7 @@ async fn one_shot(
                 logs.max_log_requests,
             )
             .await?;
-            build_report_from(&found, pod_logs, Some(active_source(source)))
+            build_report_from(&found, pod_logs, Some(source.active_source()))
         }
         None => {
             let pod_logs = read_all(
@@ -389,15 +389,6 @@ fn none_read(targets: &[LogTarget], pod_logs: &[PodLog]) -> anyhow::Result<()> {
 /// facts, endpoints and paths, and the verdict weighs its routing too; the
 /// target names the Service it resolved to. With `-l` there is no Service:
 /// the verdict is about the counts alone.
-fn active_source(source: &crate::probe::metrics::MetricSource) -> ActiveSource {
-    ActiveSource {
-        kind: "metric".to_string(),
-        metric: source.query.to_string(),
-        port: source.port,
-        path: source.path.clone(),
-    }
-}
-
 fn build_report(found: &Found, pod_logs: Vec<PodLog>) -> Report {
     build_report_from(found, pod_logs, None)
 }

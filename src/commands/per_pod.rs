@@ -16,7 +16,11 @@ use crate::config::{Config, PerPodConfig};
 use crate::gather;
 use crate::gather::error::GatherError;
 use crate::probe::logs::{ActivePattern, DEFAULT_PATTERN};
-use crate::probe::per_pod::{self, KubeActiveReader, NoProgress, PerPodOptions, Progress};
+use crate::probe::metrics::MetricSource;
+use crate::probe::per_pod::{
+    self, ActiveReader, KubeActiveReader, MetricActiveReader, NoProgress, PerPodOptions, PodTarget,
+    Progress,
+};
 use crate::probe::portforward::Cancel;
 use crate::probe::websocket::ClientOptions;
 use crate::render;
@@ -32,10 +36,14 @@ pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> any
     let targets = per_pod::select_targets(&snapshot, pp.all_pods, pp.port);
 
     let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let reader = KubeActiveReader {
-        client: kube.client.clone(),
-        namespace: kube.namespace.clone(),
-        pattern: ActivePattern::new(DEFAULT_PATTERN).context("the Active connections pattern")?,
+    let reader: Box<dyn ActiveReader> = match &pp.metric {
+        Some(source) => metric_reader(&kube, &api, &snapshot.pods, &targets, source).await?,
+        None => Box::new(KubeActiveReader {
+            client: kube.client.clone(),
+            namespace: kube.namespace.clone(),
+            pattern: ActivePattern::new(DEFAULT_PATTERN)
+                .context("the Active connections pattern")?,
+        }),
     };
     let opts = options(pp);
 
@@ -53,7 +61,14 @@ pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> any
 
     let (cancel_handle, cancel) = Cancel::new();
     let (probes, interrupted): (Vec<PodProbe>, bool) = {
-        let probes = per_pod::run(api, targets, &opts, &reader, progress.as_ref(), &cancel);
+        let probes = per_pod::run(
+            api,
+            targets,
+            &opts,
+            reader.as_ref(),
+            progress.as_ref(),
+            &cancel,
+        );
         tokio::pin!(probes);
         tokio::select! {
             p = &mut probes => (p, false),
@@ -73,8 +88,9 @@ pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> any
     }
 
     let observations = Observations {
-        logs: Some(per_pod::log_observations(&probes)),
+        logs: Some(per_pod::log_observations(&probes, reader.as_ref())),
         per_pod: Some(probes),
+        active_source: pp.metric.as_ref().map(MetricSource::active_source),
         ..Observations::default()
     };
     let mut report = crate::diagnose::diagnose(&snapshot, &observations, Some(pp.target.to_ref()));
@@ -84,6 +100,41 @@ pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> any
         .context("writing the report")?;
     out.flush().context("writing the report")?;
     Ok(exit_code(&report, interrupted))
+}
+
+/// Pods read at once by `--metric`'s check before the test.
+const METRIC_READS: usize = 10;
+
+/// `--metric`: the gauge reader for the pods under test. Before any
+/// connection is opened, every pod's gauge is read once, so that a pod
+/// naming no metrics port, a metric no pod exposes, or metrics no pod
+/// serves are the same usage errors (exit 2) as in `logs --metric`.
+async fn metric_reader(
+    kube: &client::Kube,
+    api: &Api<Pod>,
+    pods: &[Pod],
+    targets: &[PodTarget],
+    source: &MetricSource,
+) -> anyhow::Result<Box<dyn ActiveReader>> {
+    let tested: Vec<Pod> = pods
+        .iter()
+        .filter(|p| {
+            targets
+                .iter()
+                .any(|t| t.port.is_ok() && p.metadata.name.as_deref() == Some(t.name.as_str()))
+        })
+        .cloned()
+        .collect();
+    let reader = MetricActiveReader::new(api.clone(), source.clone(), &tested)?;
+    crate::probe::metrics::read::read_all(
+        &kube.client,
+        &kube.namespace,
+        &tested,
+        source,
+        METRIC_READS,
+    )
+    .await?;
+    Ok(Box::new(reader))
 }
 
 /// No pod could be reached because every port-forward answered 403: a

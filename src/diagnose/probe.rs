@@ -150,6 +150,10 @@ pub fn wsa061_other_identity(ctx: &Ctx) -> Vec<Finding> {
         .collect()
 }
 
+/// WSA062's title when the count is `--metric`'s gauge, not the log line.
+pub const WSA062_METRIC_TITLE: &str =
+    "the gauge read with --metric did not rise by the connections held open";
+
 /// WSA062: logged Active did not rise by the connections held.
 pub fn wsa062_log_did_not_rise(ctx: &Ctx) -> Vec<Finding> {
     let Some(probes) = &ctx.obs.per_pod else {
@@ -162,6 +166,24 @@ pub fn wsa062_log_did_not_rise(ctx: &Ctx) -> Vec<Finding> {
             let rise = during.saturating_sub(before);
             if p.ok == 0 || rise >= u64::from(p.ok) {
                 return None;
+            }
+            if let Some(src) = &ctx.obs.active_source {
+                let mut f = finding(
+                    "WSA062",
+                    format!(
+                        "pod `{}`: the test held {} open, but its gauge `{}` went from {before} to {during} (+{rise})",
+                        p.pod,
+                        plural(p.ok as usize, "connection"),
+                        src.metric,
+                    ),
+                    vec![format!("pod/{} metric `{}`: before={before} during={during}, held={}", p.pod, src.metric, p.ok)],
+                    format!(
+                        "check that `{}` counts this server's open WebSocket connections (`kubectl wsaffinity logs --metric NAME` shows each pod's value), and pass the one that does with --metric",
+                        src.metric
+                    ),
+                );
+                f.title = WSA062_METRIC_TITLE.to_owned();
+                return Some(f);
             }
             Some(finding(
                 "WSA062",
@@ -495,10 +517,8 @@ fn pinned_runs(c: &crate::snapshot::UrlClient) -> Vec<BTreeSet<&str>> {
         if c.repins.iter().any(|r| r.connection as usize == i + 1) && i > 0 {
             runs.push(BTreeSet::new());
         }
-        if pod != "unknown" {
-            if let Some(run) = runs.last_mut() {
-                run.insert(pod.as_str());
-            }
+        if let (true, Some(run)) = (pod != "unknown", runs.last_mut()) {
+            run.insert(pod.as_str());
         }
     }
     runs
@@ -828,6 +848,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(run(wsa062_log_did_not_rise, &base(), &obs), vec!["WSA062"]);
+    }
+
+    #[test]
+    fn wsa062_names_the_gauge_when_the_count_came_from_a_metric() {
+        let mut p = probe("web-0");
+        p.logged_active_before = Some(3);
+        p.logged_active_during = Some(3);
+        let obs = Observations {
+            per_pod: Some(vec![p]),
+            active_source: Some(crate::snapshot::ActiveSource {
+                kind: "metric".into(),
+                metric: "ws_connections".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let f = wsa062_log_did_not_rise(&Ctx::new(&base(), &obs));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].title, WSA062_METRIC_TITLE);
+        assert!(
+            f[0].detail
+                .contains("its gauge `ws_connections` went from 3 to 3"),
+            "{}",
+            f[0].detail
+        );
+        assert!(f[0].fix.contains("--metric"), "{}", f[0].fix);
     }
 
     #[test]

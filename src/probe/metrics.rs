@@ -18,6 +18,22 @@ pub struct MetricSource {
     pub port: Option<u16>,
     /// `None`: the scrape annotation's path, else `/metrics`.
     pub path: Option<String>,
-    /// `--interval`: with `--follow`, how often the gauges are read.
+    /// `--interval`: with `logs --follow`, how often the gauges are read.
     pub interval: std::time::Duration,
 }
+
+impl MetricSource {
+    /// What the report says about where the counts came from
+    /// (`observations.activeSource`).
+    pub fn active_source(&self) -> crate::snapshot::ActiveSource {
+        crate::snapshot::ActiveSource {
+            kind: "metric".to_string(),
+            metric: self.query.to_string(),
+            port: self.port,
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// `--interval`'s default (also what `per-pod`, which never follows, carries).
+pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);

@@ -9,6 +9,8 @@
 //!
 //! Progress goes out as [`Event`]s; this module prints nothing.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -175,9 +177,18 @@ fn ready_endpoint_pods(slices: &[EndpointSlice]) -> Vec<(String, Option<String>)
     out
 }
 
+/// A reading's `(error, note)`: why it gave no count, or a remark on it.
+pub type Remarks = (Option<String>, Option<String>);
+
 /// Reads a pod's current `Active connections` value.
 pub trait ActiveReader: Send + Sync {
     fn active<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Option<u64>>;
+
+    /// What the pod's last reading said besides the count: why there was
+    /// none (`error`), or a remark on it (`note`). `(None, None)` by default.
+    fn remarks(&self, _pod: &str) -> Remarks {
+        (None, None)
+    }
 }
 
 /// The log reader of the `logs` command, over the kube API.
@@ -207,6 +218,76 @@ impl ActiveReader for KubeActiveReader {
                 }
             }
         })
+    }
+}
+
+/// `per-pod --metric`: the gauge on the pod's metrics endpoint, each reading
+/// through its own port-forward (the same scrape and selection as `logs
+/// --metric`).
+pub struct MetricActiveReader {
+    api: Api<Pod>,
+    source: crate::probe::metrics::MetricSource,
+    /// Each pod's `(port, path)`, resolved before the test.
+    endpoints: HashMap<String, (u16, String)>,
+    /// Each pod's last `(error, note)`.
+    last: Mutex<HashMap<String, Remarks>>,
+}
+
+impl MetricActiveReader {
+    /// Resolves every pod's metrics endpoint now: a pod that names none
+    /// (and no `--metrics-port`) is the same usage error as in `logs --metric`.
+    pub fn new(
+        api: Api<Pod>,
+        source: crate::probe::metrics::MetricSource,
+        pods: &[Pod],
+    ) -> Result<Self, crate::probe::metrics::read::MetricsError> {
+        let mut endpoints = HashMap::new();
+        for pod in pods {
+            let at = crate::probe::metrics::read::endpoint(pod, &source)?;
+            endpoints.insert(pod.metadata.name.clone().unwrap_or_default(), at);
+        }
+        Ok(MetricActiveReader {
+            api,
+            source,
+            endpoints,
+            last: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn remember(&self, pod: &str, error: Option<String>, note: Option<String>) {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pod.to_string(), (error, note));
+    }
+}
+
+impl ActiveReader for MetricActiveReader {
+    fn active<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            use crate::probe::metrics::read::{reading, scrape_pod};
+            let Some((port, path)) = self.endpoints.get(&target.name) else {
+                self.remember(
+                    &target.name,
+                    Some("not among the Service's pods, so its metrics port is unknown".into()),
+                    None,
+                );
+                return None;
+            };
+            let scraped = scrape_pod(&self.api, &target.name, *port, path).await;
+            let r = reading(&self.source, scraped);
+            self.remember(&target.name, r.error, r.note);
+            r.active
+        })
+    }
+
+    fn remarks(&self, pod: &str) -> Remarks {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pod)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -474,21 +555,29 @@ pub fn summarise(probe: &mut PodProbe, outcomes: &[Outcome]) {
     probe.identity = identity(&probe.pod, outcomes);
 }
 
-/// The `Active connections` readings as `logs` observations, one per pod
-/// whose log was read (the last reading), so the same rules apply to them
-/// (WSA063 when a pod logs no such line).
-pub fn log_observations(probes: &[PodProbe]) -> Vec<PodLog> {
+/// The `Active connections` readings (log or `--metric` gauge) as `logs`
+/// observations, one per pod whose count was read (the last reading, with
+/// the reader's last error or note), so the same rules apply to them
+/// (WSA063 when a pod gave no count).
+pub fn log_observations(probes: &[PodProbe], reader: &dyn ActiveReader) -> Vec<PodLog> {
     probes
         .iter()
         .filter(|p| p.port != 0)
-        .map(|p| PodLog {
-            pod: p.pod.clone(),
-            node: p.node.clone(),
-            active: p
+        .map(|p| {
+            let active = p
                 .logged_active_after
                 .or(p.logged_active_during)
-                .or(p.logged_active_before),
-            ..PodLog::default()
+                .or(p.logged_active_before);
+            let (error, note) = reader.remarks(&p.pod);
+            PodLog {
+                pod: p.pod.clone(),
+                node: p.node.clone(),
+                active,
+                // An error of a later reading does not hide an earlier count.
+                error: error.filter(|_| active.is_none()),
+                note: note.filter(|_| active.is_some()),
+                ..PodLog::default()
+            }
         })
         .collect()
 }
@@ -641,7 +730,7 @@ mod tests {
             error: Some("no port".into()),
             ..PodProbe::default()
         };
-        let logs = log_observations(&[read, silent, no_port]);
+        let logs = log_observations(&[read, silent, no_port], &NoActiveReader);
         let got: Vec<(&str, Option<u64>)> =
             logs.iter().map(|l| (l.pod.as_str(), l.active)).collect();
         // A server that logs nothing gives `None`: WSA063's note.

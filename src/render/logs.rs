@@ -134,12 +134,30 @@ pub fn write(
         s.push('\n');
         s.push_str(&summary_line(logs));
         s.push('\n');
+        notes(&mut s, logs);
     }
     if !findings.is_empty() {
         s.push('\n');
         findings_text(&mut s, findings, opts);
     }
     out.write_all(s.as_bytes())
+}
+
+/// A `note pod/NAME: ...` line per count that carries a remark (several
+/// series summed), after a blank line; nothing when none does.
+pub fn notes(s: &mut String, logs: &[PodLog]) {
+    let mut first = true;
+    for l in logs {
+        let Some(note) = &l.note else { continue };
+        if std::mem::take(&mut first) {
+            s.push('\n');
+        }
+        s.push_str(&format!(
+            "note pod/{}: {}\n",
+            l.pod,
+            note.replace('\n', " ")
+        ));
+    }
 }
 
 /// Only the findings (e.g. WSA001 when the target does not exist).
@@ -394,6 +412,10 @@ mod tests {
                 error: Some("container \"x\" is not valid".into()),
                 ..Default::default()
             },
+            PodLog {
+                note: Some("2 series of `m` summed".into()),
+                ..log("web-e", Some(0), None)
+            },
         ];
         let mut out = Vec::new();
         write(
@@ -412,8 +434,11 @@ web-a  node-1  7       ##################..  88%  3s ago
 web-b  node-1  1       ###.................  13%  2m0s ago
 web-c  node-1  -       -                          no matching line
 web-d  -       -       -                          error: container \"x\" is not valid
+web-e  node-1  0       ....................   0%  -
 
-2 of 4 pods logged a count: total 8, mean 4.0, max 7, max/mean 1.75
+3 of 5 pods logged a count: total 8, mean 2.7, max 7, max/mean 2.62
+
+note pod/web-e: 2 series of `m` summed
 ";
         assert_eq!(text, expected);
     }

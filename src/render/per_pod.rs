@@ -36,7 +36,19 @@ pub fn report(
             let wide = opts.format == OutputFormat::Wide;
             let probes = report.observations.per_pod.as_deref().unwrap_or(&[]);
             let mut s = String::new();
-            pods(&mut s, probes, wide, opts.color);
+            let metric = report.observations.active_source.is_some();
+            pods(&mut s, probes, wide, metric, opts.color);
+            if let Some(logs) = report.observations.logs.as_deref() {
+                let mut notes = String::new();
+                crate::render::logs::notes(&mut notes, logs);
+                for line in notes.lines() {
+                    if !line.is_empty() {
+                        s.push_str(INDENT);
+                    }
+                    s.push_str(line);
+                    s.push('\n');
+                }
+            }
             s.push('\n');
             s.push_str(INDENT);
             s.push_str(&summary(probes, connect));
@@ -127,12 +139,12 @@ fn opt(v: Option<u64>) -> String {
 }
 
 /// `0 → 10 → 0` (before, during the hold, after).
-fn logged(p: &PodProbe) -> String {
+fn logged(p: &PodProbe, metric: bool) -> String {
     if p.logged_active_before.is_none()
         && p.logged_active_during.is_none()
         && p.logged_active_after.is_none()
     {
-        return "no log line".to_string();
+        return if metric { "no value" } else { "no log line" }.to_string();
     }
     let mut s = format!(
         "{} → {}",
@@ -145,7 +157,7 @@ fn logged(p: &PodProbe) -> String {
     s
 }
 
-fn pods(s: &mut String, probes: &[PodProbe], wide: bool, color: bool) {
+fn pods(s: &mut String, probes: &[PodProbe], wide: bool, metric: bool, color: bool) {
     s.push_str(&paint("Pods", Paint::new().bold(), color));
     s.push_str("  each tested directly over port-forward\n");
     if probes.is_empty() {
@@ -162,7 +174,12 @@ fn pods(s: &mut String, probes: &[PodProbe], wide: bool, color: bool) {
         "HANDSHAKE p50/p95",
         "ECHO p50/p95",
         "IDENTITY",
-        "LOGGED ACTIVE",
+        // With --metric the counts are the gauge's, not the log's.
+        if metric {
+            "METRIC ACTIVE"
+        } else {
+            "LOGGED ACTIVE"
+        },
         "HELD",
     ];
     if wide {
@@ -180,7 +197,7 @@ fn pods(s: &mut String, probes: &[PodProbe], wide: bool, color: bool) {
             ms(p.handshake_ms),
             ms(p.echo_ms),
             identity(&p.identity),
-            logged(p),
+            logged(p, metric),
             p.ok.to_string(),
         ];
         if wide {
@@ -378,7 +395,9 @@ mod tests {
             ],
             false,
             false,
+            false,
         );
+        assert!(s.contains("LOGGED ACTIVE"), "{s}");
         assert!(s.contains("web-a"), "{s}");
         assert!(s.contains("1.2/4.5 ms"), "{s}");
         assert!(s.contains("0 → 10 → 0"), "{s}");
@@ -386,5 +405,18 @@ mod tests {
             s.contains("error pod/web-b: error forwarding port 8080"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn with_a_metric_the_column_says_so() {
+        let mut silent = probe("web-a", 10, 10, None);
+        silent.logged_active_before = None;
+        silent.logged_active_during = None;
+        silent.logged_active_after = None;
+        let mut s = String::new();
+        pods(&mut s, &[silent], false, true, false);
+        assert!(s.contains("METRIC ACTIVE"), "{s}");
+        assert!(s.contains("no value"), "{s}");
+        assert!(!s.contains("LOGGED"), "{s}");
     }
 }

@@ -162,16 +162,17 @@ impl MetricQuery {
         })
     }
 
+    fn matches(&self, s: &Sample) -> bool {
+        s.name == self.name && self.labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+    }
+
     /// Sum the series of this name whose labels match.
     pub fn select(&self, samples: &[Sample]) -> Selection {
         let named: Vec<&Sample> = samples.iter().filter(|s| s.name == self.name).collect();
         if named.is_empty() {
             return Selection::Missing;
         }
-        let matching: Vec<&&Sample> = named
-            .iter()
-            .filter(|s| self.labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
-            .collect();
+        let matching: Vec<&&Sample> = named.iter().filter(|s| self.matches(s)).collect();
         if matching.is_empty() {
             return Selection::NoMatchingLabels {
                 series: named.len(),
@@ -181,6 +182,58 @@ impl MetricQuery {
             value: matching.iter().map(|s| s.value).sum(),
             series: matching.len(),
         }
+    }
+}
+
+impl MetricQuery {
+    /// When more than one series matched (and [`select`](Self::select)
+    /// summed them): a note that says so, with the labels that tell them
+    /// apart, each one's value, and a `--metric` that reads one alone.
+    pub fn summed_note(&self, samples: &[Sample]) -> Option<String> {
+        const SHOWN: usize = 4;
+        let matching: Vec<&Sample> = samples.iter().filter(|s| self.matches(s)).collect();
+        let first = matching.first()?;
+        if matching.len() < 2 {
+            return None;
+        }
+        // The label names whose values differ between the matching series.
+        let apart: std::collections::BTreeSet<&str> = matching
+            .iter()
+            .flat_map(|s| s.labels.keys().map(String::as_str))
+            .filter(|k| {
+                matching
+                    .iter()
+                    .any(|s| s.labels.get(*k) != first.labels.get(*k))
+            })
+            .collect();
+        let labels_of = |s: &Sample| -> BTreeMap<String, String> {
+            apart
+                .iter()
+                .map(|k| (k.to_string(), s.labels.get(*k).cloned().unwrap_or_default()))
+                .collect()
+        };
+        let mut each: Vec<String> = matching
+            .iter()
+            .take(SHOWN)
+            .map(|s| {
+                let only = MetricQuery {
+                    name: String::new(),
+                    labels: labels_of(s),
+                };
+                format!("{only} {}", s.value).trim_start().to_string()
+            })
+            .collect();
+        if matching.len() > SHOWN {
+            each.push(format!("and {} more", matching.len() - SHOWN));
+        }
+        let mut one = self.clone();
+        one.labels.extend(labels_of(first));
+        Some(format!(
+            "{} series of `{}` summed ({}); read one alone with --metric '{one}'",
+            matching.len(),
+            self.name,
+            each.join(", ")
+        ))
     }
 }
 
@@ -238,6 +291,30 @@ ws_connections{path="/a\"b",zone="x\\y"} 4.5 1700000000000
 http_requests_total{code="200"} +Inf
 # EOF
 "#;
+
+    #[test]
+    fn summed_series_are_noted_with_what_tells_them_apart() {
+        let (samples, _) = parse(SCRAPE);
+        let all = MetricQuery::parse("socketio_connected").unwrap();
+        assert_eq!(
+            all.select(&samples),
+            Selection::Found {
+                value: 3.0,
+                series: 2
+            }
+        );
+        assert_eq!(
+            all.summed_note(&samples).as_deref(),
+            Some(
+                "2 series of `socketio_connected` summed ({namespace=\"/chat\"} 2, {namespace=\"/admin\"} 1); \
+                 read one alone with --metric 'socketio_connected{namespace=\"/chat\"}'"
+            )
+        );
+        let one = MetricQuery::parse(r#"socketio_connected{namespace="/admin"}"#).unwrap();
+        assert_eq!(one.summed_note(&samples), None);
+        let single = MetricQuery::parse("websocket_active_connections").unwrap();
+        assert_eq!(single.summed_note(&samples), None);
+    }
 
     #[test]
     fn samples_with_labels_escapes_timestamps_and_infinities() {

@@ -29,13 +29,74 @@ pub enum MetricsError {
     NoneRead { first: String },
 }
 
+/// What one scrape said about the query: the count, or the note saying
+/// what was found instead, a remark on the count (several series summed),
+/// and every metric name the pod exposes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub active: Option<u64>,
+    pub error: Option<String>,
+    pub note: Option<String>,
+    pub names: BTreeSet<String>,
+}
+
+/// The query's value in one scrape (pure).
+pub fn reading(source: &MetricSource, scraped: Result<String, String>) -> Reading {
+    let mut out = Reading::default();
+    let text = match scraped {
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+        Ok(text) => text,
+    };
+    let (samples, bad) = exposition::parse(&text);
+    out.names = samples.iter().map(|s| s.name.clone()).collect();
+    match source.query.select(&samples) {
+        Selection::Found { value, .. } if value.is_finite() && value >= 0.0 => {
+            out.active = Some(value.round() as u64);
+            out.note = source.query.summed_note(&samples);
+        }
+        Selection::Found { value, .. } => {
+            out.error = Some(format!("`{}` is {value}, not a count", source.query));
+        }
+        Selection::NoMatchingLabels { series } => {
+            out.error = Some(format!(
+                "{series} series of `{}`, none with the labels asked for",
+                source.query.name
+            ));
+        }
+        Selection::Missing => {
+            let close = closest_names(&source.query.name, out.names.iter().map(String::as_str), 3);
+            let found = if close.is_empty() {
+                format!("{} other metrics", out.names.len())
+            } else {
+                format!("closest: {}", close.join(", "))
+            };
+            let unparsed = if bad.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} lines did not parse, the first at line {}: {}",
+                    bad.len(),
+                    bad[0].0,
+                    bad[0].1
+                )
+            };
+            out.error = Some(format!("no `{}` ({found}){unparsed}", source.query.name));
+        }
+    }
+    out
+}
+
 /// One pod's row: the value, or the note saying what was found instead.
 pub fn row(
     pod: &Pod,
     source: &MetricSource,
     scraped: Result<String, String>,
 ) -> (PodLog, BTreeSet<String>) {
-    let mut log = PodLog {
+    let r = reading(source, scraped);
+    let log = PodLog {
         pod: pod.metadata.name.clone().unwrap_or_default(),
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         started: pod
@@ -43,51 +104,44 @@ pub fn row(
             .as_ref()
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.to_string()),
+        active: r.active,
+        error: r.error,
+        note: r.note,
         ..PodLog::default()
     };
-    let mut names = BTreeSet::new();
-    match scraped {
-        Err(e) => log.error = Some(e),
-        Ok(text) => {
-            let (samples, bad) = exposition::parse(&text);
-            names = samples.iter().map(|s| s.name.clone()).collect();
-            match source.query.select(&samples) {
-                Selection::Found { value, .. } if value.is_finite() && value >= 0.0 => {
-                    log.active = Some(value.round() as u64);
-                }
-                Selection::Found { value, .. } => {
-                    log.error = Some(format!("`{}` is {value}, not a count", source.query));
-                }
-                Selection::NoMatchingLabels { series } => {
-                    log.error = Some(format!(
-                        "{series} series of `{}`, none with the labels asked for",
-                        source.query.name
-                    ));
-                }
-                Selection::Missing => {
-                    let close =
-                        closest_names(&source.query.name, names.iter().map(String::as_str), 3);
-                    let found = if close.is_empty() {
-                        format!("{} other metrics", names.len())
-                    } else {
-                        format!("closest: {}", close.join(", "))
-                    };
-                    let unparsed = if bad.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            "; {} lines did not parse, the first at line {}: {}",
-                            bad.len(),
-                            bad[0].0,
-                            bad[0].1
-                        )
-                    };
-                    log.error = Some(format!("no `{}` ({found}){unparsed}", source.query.name));
-                }
-            }
+    (log, r.names)
+}
+
+/// Where this pod's metrics are: `--metrics-port`, else its named `metrics`
+/// port or scrape annotation (an error naming the flag when it has none);
+/// `--metrics-path`, else the annotation's path, else `/metrics`.
+pub fn endpoint(pod: &Pod, source: &MetricSource) -> Result<(u16, String), MetricsError> {
+    let found = metrics_endpoint(pod);
+    let port = match (source.port, &found) {
+        (Some(p), _) => p,
+        (None, Some((p, _))) => *p,
+        (None, None) => {
+            return Err(MetricsError::NoPort {
+                pod: pod.metadata.name.clone().unwrap_or_default(),
+            });
         }
-    }
-    (log, names)
+    };
+    let path = source
+        .path
+        .clone()
+        .or_else(|| found.and_then(|(_, path)| path))
+        .unwrap_or_else(|| DEFAULT_PATH.to_string());
+    Ok((port, path))
+}
+
+/// One scrape of a pod (its own port-forward), bounded in time.
+pub async fn scrape_pod(
+    api: &Api<Pod>,
+    pod: &str,
+    port: u16,
+    path: &str,
+) -> Result<String, String> {
+    super::scrape::scrape(api, pod, port, path, SCRAPE_LIMIT).await
 }
 
 /// Read every pod (running ones; others get a note) through port-forward;
@@ -117,17 +171,7 @@ pub async fn read_rows(
     let mut endpoints = Vec::new();
     for pod in pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let found = metrics_endpoint(pod);
-        let port = match (source.port, &found) {
-            (Some(p), _) => p,
-            (None, Some((p, _))) => *p,
-            (None, None) => return Err(MetricsError::NoPort { pod: name }),
-        };
-        let path = source
-            .path
-            .clone()
-            .or_else(|| found.and_then(|(_, path)| path))
-            .unwrap_or_else(|| DEFAULT_PATH.to_string());
+        let (port, path) = endpoint(pod, source)?;
         endpoints.push((pod, name, port, path));
     }
     let rows: Vec<(PodLog, BTreeSet<String>)> = futures::stream::iter(endpoints)
@@ -137,7 +181,7 @@ pub async fn read_rows(
                 let running =
                     pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
                 let scraped = if running {
-                    super::scrape::scrape(&api, &name, port, &path, SCRAPE_LIMIT).await
+                    scrape_pod(&api, &name, port, &path).await
                 } else {
                     Err("not running, so nothing to scrape".to_string())
                 };
@@ -222,7 +266,27 @@ mod tests {
             "{l:?}"
         );
         assert_eq!(names.len(), 2);
+        assert_eq!(l.note, None);
         let (l, _) = row(&pod(), &source("x"), Err("connection refused".into()));
         assert_eq!(l.error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn several_series_are_summed_and_the_row_notes_it() {
+        let text = "ws_connections{route=\"/chat\"} 3\nws_connections{route=\"/feed\"} 2\n";
+        let (l, _) = row(&pod(), &source("ws_connections"), Ok(text.into()));
+        assert_eq!(l.active, Some(5));
+        assert!(
+            l.note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("2 series of `ws_connections` summed")),
+            "{l:?}"
+        );
+        let (l, _) = row(
+            &pod(),
+            &source(r#"ws_connections{route="/feed"}"#),
+            Ok(text.into()),
+        );
+        assert_eq!((l.active, l.note), (Some(2), None));
     }
 }
