@@ -191,6 +191,10 @@ fn route_row(ctx: &Ctx, r: &Route, ready: usize) -> PathRow {
                 (None, Controller::Unknown | Controller::GatewayApi) => {
                     format!("{ctl} (the implementation's balancer)")
                 }
+                // Traefik's default (seen real): smooth weighted round robin.
+                (None, Controller::Traefik) => {
+                    format!("{ctl} weighted round robin, per connection")
+                }
                 (None, _) => format!("{ctl} balancer, per connection"),
             },
         }

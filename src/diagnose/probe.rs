@@ -36,6 +36,15 @@ const NO_SNAPSHOT_CAUSE: &str = "unknown, because the cluster was not read: run 
 
 /// max/mean above this is uneven (WSA064).
 pub const IMBALANCE_THRESHOLD: f64 = 1.5;
+
+/// Open connections are uneven when the busiest pod holds more than
+/// [`IMBALANCE_THRESHOLD`] × the mean, or when a pod holds under half the
+/// mean while pods hold two or more on average: after a scale-up from 3 to 4
+/// pods (4, 4, 4, 0, found on the real cluster) the ratio is only 1.33, yet
+/// the new pod's emptiness is exactly what the user asks about.
+pub fn is_uneven(max: u64, min: u64, mean: f64) -> bool {
+    max as f64 / mean > IMBALANCE_THRESHOLD || ((min as f64) < mean / 2.0 && mean >= 2.0)
+}
 /// Fewer open connections than this in total say nothing about balance.
 pub const MIN_CONNECTIONS_FOR_IMBALANCE: u64 = 6;
 
@@ -269,8 +278,9 @@ pub fn wsa064_imbalance(ctx: &Ctx) -> Vec<Finding> {
     }
     let mean = total as f64 / counts.len() as f64;
     let max = counts.iter().map(|(_, a)| *a).max().unwrap_or(0);
+    let min = counts.iter().map(|(_, a)| *a).min().unwrap_or(0);
     let ratio = max as f64 / mean;
-    if ratio <= IMBALANCE_THRESHOLD {
+    if !is_uneven(max, min, mean) {
         return vec![];
     }
     let emptier: Vec<&(&PodLog, u64)> = counts.iter().filter(|(_, a)| (*a as f64) < mean).collect();
@@ -302,7 +312,7 @@ pub fn wsa064_imbalance(ctx: &Ctx) -> Vec<Finding> {
     vec![finding(
         "WSA064",
         format!(
-            "open connections per pod are uneven (busiest {max}, mean {mean:.1}, ratio {ratio:.1} > {IMBALANCE_THRESHOLD}): {}; likely cause: {cause}",
+            "open connections per pod are uneven (busiest {max}, emptiest {min}, mean {mean:.1}, max/mean {ratio:.1}): {}; likely cause: {cause}",
             per_pod.join(", ")
         ),
         counts
@@ -1117,6 +1127,14 @@ mod tests {
         local.url = "ws://127.0.0.1:8080/".into();
         let report = super::super::diagnose_observations(&observed(local), None);
         assert!(report.findings[0].detail.contains("port-forward"));
+    }
+
+    #[test]
+    fn an_empty_new_pod_after_scale_up_is_uneven() {
+        assert!(is_uneven(4, 0, 3.0), "3 → 4 pods: 4, 4, 4, 0");
+        assert!(!is_uneven(3, 2, 2.5), "3, 2, 2, 3 is even");
+        assert!(!is_uneven(1, 0, 0.75), "too few per pod to judge");
+        assert!(is_uneven(8, 1, 3.0), "the ratio alone");
     }
 
     #[test]
