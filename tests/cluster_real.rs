@@ -751,7 +751,7 @@ fn a_component_that_dies_or_is_missing_is_named() {
 }
 
 #[test]
-fn demo_cluster_runs_check_per_pod_and_logs_against_the_real_api_server() {
+fn demo_cluster_runs_check_per_pod_logs_and_spread_through_traefik() {
     let Some((_, _turn)) = cluster() else {
         return;
     };
@@ -769,12 +769,20 @@ fn demo_cluster_runs_check_per_pod_and_logs_against_the_real_api_server() {
         text.contains("$ kubectl wsaffinity check svc/dev-websocket-server"),
         "{text}"
     );
-    assert!(text.contains("Endpoints  2 ready of 2"), "{text}");
+    // k8s/overlays/traefik: 3 replicas behind Traefik.
+    assert!(text.contains("Endpoints  3 ready of 3"), "{text}");
     assert!(
-        text.contains("2/2 pods accepted 10/10 connections"),
+        text.contains("3/3 pods accepted 10/10 connections: 30 total"),
         "{text}"
     );
     assert!(text.contains("$ kubectl wsaffinity logs"), "{text}");
+    // spread through the real Traefik, its sticky cookie seen and predicted.
+    assert!(text.contains("$ kubectl wsaffinity spread"), "{text}");
+    assert!(text.contains("6 of 6 clients stayed on one pod"), "{text}");
+    assert!(
+        text.contains("Ingress dev-websocket-server") && text.contains("traefik cookie _"),
+        "{text}"
+    );
 }
 
 /// `n` WebSocket connections to `pod`'s port 8080, each through its own
