@@ -184,7 +184,7 @@ async fn counts_match_the_connections_opened_to_each_pod() {
     // The verdict leads with what the logs measured.
     let verdict = report["verdict"].as_str().unwrap_or_default();
     assert!(
-        verdict.starts_with("Open connections per pod are uneven (busiest 5, mean 3.0"),
+        verdict.starts_with("Open connections per pod are uneven (busiest 5, emptiest 1, mean 3.0"),
         "{report:#}"
     );
     assert!(!verdict.contains("clients spread"), "{report:#}");

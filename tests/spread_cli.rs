@@ -243,6 +243,29 @@ async fn spread_cli_usage_errors_exit_2() {
             vec!["spread", "--url", "ws://h/", "--timeout", "0"],
             "more than 0",
         ),
+        (
+            vec!["spread", "--url", "ws://h/", "--cookie", "novalue"],
+            "NAME=VALUE",
+        ),
+        (
+            vec!["spread", "--url", "ws://h/", "--cookie", "a b=1"],
+            "not a cookie name",
+        ),
+        (
+            vec!["spread", "--url", "ws://h/", "--cookie", "a=1;b"],
+            "holds a space",
+        ),
+        (
+            vec![
+                "spread",
+                "--url",
+                "ws://h/",
+                "--cookie",
+                "a=1",
+                "--no-cookies",
+            ],
+            "cannot be used with",
+        ),
     ] {
         let out = plugin(&args).await;
         let stderr = text(&out.stderr);

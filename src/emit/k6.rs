@@ -203,6 +203,15 @@ mod tests {
     }
 
     #[test]
+    fn a_seeded_cookie_is_warned_about_not_silently_dropped() {
+        let mut o = opts();
+        assert!(crate::emit::warnings(crate::emit::Format::K6, &o).is_empty());
+        o.settings.seed_cookies = vec![("_49ac9".into(), "17eb".into())];
+        let w = crate::emit::warnings(crate::emit::Format::K6, &o);
+        assert!(w.iter().any(|w| w.contains("--cookie")), "{w:?}");
+    }
+
+    #[test]
     fn script_has_vus_iterations_url_headers() {
         let mut o = opts();
         o.settings.headers = vec![parse_header("X-Team: a'b").expect("header")];

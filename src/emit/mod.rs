@@ -43,8 +43,14 @@ pub fn render(format: Format, opts: &UrlOptions, namespace: Option<&str>) -> Str
 /// One-line warnings about what the file for `format` does differently
 /// from `spread` with the same options (for stderr, not the file).
 pub fn warnings(format: Format, opts: &UrlOptions) -> Vec<String> {
-    match format {
+    let mut out = match format {
         Format::Artillery => artillery::warnings(opts),
         Format::K6 | Format::K6Operator => Vec::new(),
+    };
+    if !opts.settings.seed_cookies.is_empty() {
+        out.push(
+            "--cookie is not written into the script: each virtual user starts with an empty jar (add the cookie to the script by hand to replay it)".to_string(),
+        );
     }
+    out
 }
