@@ -452,22 +452,28 @@ fn active(c: &RealCluster, ns: &str) -> (Value, Vec<(String, u64)>) {
     (report, v)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scale_up_leaves_held_connections_in_place_and_new_clients_reach_the_new_pod() {
+#[test]
+fn scale_up_leaves_held_connections_in_place_and_new_clients_reach_the_new_pod() {
     let Some((c, _turn)) = cluster() else { return };
+    // Blocking test: the turn guard is a std Mutex, never held across an await.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
     let ns = "traefik-scale";
     let host = "scale.example.com";
     traefik_namespace(c, ns, host, 3, false);
     let before: BTreeSet<String> = c.ready_pods(ns).into_iter().collect();
     // Round robin: 12 connections, 4 on each pod, held open.
-    let _held = hold(ingress_addr(c), host, 12).await;
+    let _held = rt.block_on(hold(ingress_addr(c), host, 12));
     let deadline = Instant::now() + Duration::from_secs(60);
     let counts = loop {
         let (_, counts) = active(c, ns);
         if counts.iter().map(|(_, a)| a).sum::<u64>() == 12 || Instant::now() > deadline {
             break counts;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(counts.iter().map(|(_, a)| a).sum::<u64>(), 12, "{counts:?}");
 
@@ -494,7 +500,7 @@ async fn scale_up_leaves_held_connections_in_place_and_new_clients_reach_the_new
         if counts.len() == 4 || Instant::now() > deadline {
             break (report, counts);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::thread::sleep(Duration::from_millis(500));
     };
     let on_new = counts.iter().find(|(p, _)| *p == new_pod).map(|(_, a)| *a);
     assert_eq!(on_new, Some(0), "{counts:?}");
