@@ -476,6 +476,7 @@ fn scale_up_leaves_held_connections_in_place_and_new_clients_reach_the_new_pod()
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(counts.iter().map(|(_, a)| a).sum::<u64>(), 12, "{counts:?}");
+    let held_counts = counts;
 
     c.kubectl(&[
         "scale",
@@ -504,13 +505,24 @@ fn scale_up_leaves_held_connections_in_place_and_new_clients_reach_the_new_pod()
     };
     let on_new = counts.iter().find(|(p, _)| *p == new_pod).map(|(_, a)| *a);
     assert_eq!(on_new, Some(0), "{counts:?}");
-    assert_eq!(counts.iter().map(|(_, a)| a).sum::<u64>(), 12, "{counts:?}");
+    let old_after: Vec<(String, u64)> = counts
+        .iter()
+        .filter(|(p, _)| *p != new_pod)
+        .cloned()
+        .collect();
+    assert_eq!(old_after, held_counts, "the held connections moved");
     let f = finding(&report, "WSA064").unwrap_or_else(|| panic!("WSA064: {report}"));
     let detail = f["detail"].as_str().unwrap_or("");
-    assert!(
-        detail.contains(&new_pod) && detail.contains("started after"),
-        "{detail}"
-    );
+    assert!(detail.contains(&format!("{new_pod}: 0")), "{detail}");
+    // Round robin puts 4 on each old pod unless an endpoint update reset it
+    // on the way (a busy machine); the cause names the young pod when every
+    // old pod is at or above the mean (3).
+    if held_counts.iter().all(|(_, a)| *a >= 3) {
+        assert!(
+            detail.contains("started after") && detail.contains(&new_pod),
+            "{detail}"
+        );
+    }
 
     // New clients: Traefik's round robin now includes the new pod.
     wait_until(
