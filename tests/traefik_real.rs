@@ -584,3 +584,48 @@ fn a_pod_deleted_under_a_sticky_client_re_pins_it_and_spread_says_so() {
         Some(false)
     );
 }
+
+#[test]
+fn ingressroute_sticky_cookie_is_the_one_check_predicts() {
+    let Some((c, _turn)) = cluster() else { return };
+    let ns = "traefik-ingressroute";
+    let host = "ir.example.com";
+    c.namespace_with_base(ns, 3);
+    c.apply(&format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: ws
+  namespace: {ns}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: Host(`{host}`)
+      kind: Rule
+      services:
+        - name: websocket-server
+          port: 8080
+          sticky:
+            cookie:
+              httpOnly: true
+"
+    ));
+    c.wait_ready(ns, 3, Duration::from_secs(90));
+    wait_routed(c, host);
+    let report = spread(c, ns, host, &["--clients", "3", "--connect", "3"]);
+    for pods in clients(&report) {
+        assert_eq!(distinct(&pods), 1, "{pods:?}");
+    }
+    let seen = report["observations"]["url"]["affinityCookie"]
+        .as_str()
+        .expect("Traefik set its sticky cookie")
+        .to_string();
+    let checked = check(c, ns, "svc/websocket-server");
+    let route = checked["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["kind"] == "IngressRoute")
+        .unwrap_or_else(|| panic!("the IngressRoute: {checked}"));
+    assert_eq!(route["affinity"], format!("cookie {seen}").as_str());
+}

@@ -554,6 +554,30 @@ fn httproute_to_a_sticky_traefikservice_is_sticky() {
 }
 
 #[test]
+fn ingressroute_sticky_without_a_name_predicts_traefiks_cookie() {
+    // Seen on the real Traefik v3.6.12: `_14441` for this route.
+    let snap = web_routed(
+        RouteKind::IngressRoute,
+        "ws",
+        json!({"spec": {"routes": [{"match": "Host(`ir.example.com`)",
+            "services": [{"name": "web", "port": 8080, "sticky": {"cookie": {"httpOnly": true}}}]}]}}),
+    );
+    let name = super::traefik::ingressroute_service_name(
+        "traefik-ingressroute",
+        "ws",
+        "Host(`ir.example.com`)",
+    );
+    assert_eq!(generated_cookie_name(&name), "_14441");
+    let r = &ctx_routes(&snap)[0];
+    let want = generated_cookie_name(&super::traefik::ingressroute_service_name(
+        "default",
+        "ws",
+        "Host(`ir.example.com`)",
+    ));
+    assert_eq!(r.affinity, cookie(&want, None));
+}
+
+#[test]
 fn ingressroute_through_a_traefikservice() {
     let ir = json!({"spec": {"routes": [{"match": "Host(`ws.example.com`)",
         "services": [{"kind": "TraefikService", "name": "sticky"}]}]}});

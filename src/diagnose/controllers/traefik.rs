@@ -149,7 +149,8 @@ pub fn service_route(ctx: &Ctx) -> Option<Route> {
 pub fn ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     let name = obj_name(obj);
     let s = spec(obj);
-    let mut hit: Option<&Value> = None;
+    // (the service entry, its route's match, how many services the route has)
+    let mut hit: Option<(&Value, &str, usize)> = None;
     let mut via: Option<&DynamicObject> = None;
     let mut hosts = Vec::new();
     for route in arr(s, "routes") {
@@ -165,7 +166,8 @@ pub fn ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
             via.get_or_insert(ts);
             hosts.extend(hosts_in_match(str_at(route, "match").unwrap_or("")));
         } else if let Some(svc) = ours {
-            hit.get_or_insert(svc);
+            let services = arr(route, "services").len();
+            hit.get_or_insert((svc, str_at(route, "match").unwrap_or(""), services));
             hosts.extend(hosts_in_match(str_at(route, "match").unwrap_or("")));
         }
     }
@@ -175,7 +177,7 @@ pub fn ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
         through_traefik_service(&mut r, ctx, ts);
         return Some(r);
     }
-    let svc = hit?;
+    let (svc, rule, services) = hit?;
     let mut r = Route::new("IngressRoute", &name, Controller::Traefik);
     r.hosts = hosts;
     let ev = format!(
@@ -190,10 +192,42 @@ pub fn ingressroute(ctx: &Ctx, obj: &DynamicObject) -> Option<Route> {
     if let Some(sticky) = svc.get("sticky").and_then(|s| s.get("cookie")) {
         let max_age = text_at(sticky, "maxAge")
             .and_then(|m| seconds_or_problem(&mut r, &m, format!("{ev}.sticky.cookie.maxAge={m}")));
-        let cname = str_at(sticky, "name").map(str::to_owned);
-        r.set_affinity(cookie(cname, max_age), format!("{ev}.sticky.cookie"));
+        let cname = str_at(sticky, "name")
+            .map(str::to_owned)
+            .filter(|n| !n.trim().is_empty());
+        let ns = obj_namespace(obj).unwrap_or(ctx.ns());
+        // Traefik names the load balancer of a route's only service after
+        // the route; with several, each entry is a service of its own.
+        let lb = if services == 1 {
+            ingressroute_service_name(ns, &name, rule)
+        } else {
+            crd_service_name(ns, &ctx.name, &text_at(svc, "port").unwrap_or_default())
+        };
+        sticky_cookie(
+            &mut r,
+            cname,
+            max_age,
+            format!("{ev}.sticky.cookie"),
+            Some(&lb),
+        );
     }
     Some(r)
+}
+
+/// Traefik's name for the load balancer of an IngressRoute route with one
+/// service (Kubernetes CRD provider, `makeServiceKey`):
+/// `NS-INGRESSROUTE-` + the first 10 bytes of SHA-256(match) in hex (Go's
+/// `%.10x` bounds the input bytes, not the digits), `@kubernetescrd`.
+pub fn ingressroute_service_name(namespace: &str, ingressroute: &str, rule: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, rule.as_bytes());
+    let hex: String = digest.as_ref()[..10]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{}@kubernetescrd",
+        normalize(&format!("{namespace}-{ingressroute}-{hex}"))
+    )
 }
 
 /// The TraefikService a route's backend (`kind: TraefikService`) names, when
