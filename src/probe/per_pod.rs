@@ -406,32 +406,42 @@ async fn connect_pod(
         connect: opts.connect,
     });
 
-    probe.logged_active_before = logs.active(target).await;
+    // The log before and the forwards at once: a forward opens no WebSocket
+    // connection to the server, so the count read is still the one before.
+    // One port-forward per (up to) 128 connections: through a real API
+    // server each forward costs a TLS connection and a proxied upgrade. When
+    // a shared forward cannot be opened, each of its connections opens its
+    // own and reports why.
+    let chunks: Vec<usize> = (0..opts.connect as usize)
+        .step_by(MAX_CHANNELS)
+        .map(|start| (opts.connect as usize - start).min(MAX_CHANNELS))
+        .collect();
+    let open_all = futures::future::join_all(chunks.iter().map(|&n| {
+        let (api, pod) = (&api, &pod);
+        async move {
+            tokio::select! {
+                r = tokio::time::timeout(opts.client.timeout, SharedForward::open(api, pod, port, n)) => match r {
+                    Ok(Ok(f)) => Some(f),
+                    Ok(Err(e)) => {
+                        tracing::debug!("shared port-forward to {pod}: {e}; one forward per connection");
+                        None
+                    }
+                    Err(_) => None,
+                },
+                () = cancel.cancelled() => None,
+            }
+        }
+    }));
+    let (before, shared) = tokio::join!(logs.active(target), open_all);
+    probe.logged_active_before = before;
 
-    // Open every connection, each in its own task, over one port-forward
-    // per (up to) 128 connections: through a real API server each forward
-    // costs a TLS connection and a proxied upgrade. When the shared forward
-    // cannot be opened, each connection opens its own and reports why.
+    // Every connection in its own task.
     let (release_tx, release_rx) = watch::channel(false);
     let mut tasks: JoinSet<Outcome> = JoinSet::new();
     let mut opened_rx = Vec::with_capacity(opts.connect as usize);
     let mut forwards = Vec::new();
-    let mut left = opts.connect as usize;
-    while left > 0 {
-        let n = left.min(MAX_CHANNELS);
-        left -= n;
-        let shared = tokio::select! {
-            r = tokio::time::timeout(opts.client.timeout, SharedForward::open(&api, &pod, port, n)) => match r {
-                Ok(Ok(f)) => Some(f),
-                Ok(Err(e)) => {
-                    tracing::debug!("shared port-forward to {pod}: {e}; one forward per connection");
-                    None
-                }
-                Err(_) => None,
-            },
-            () = cancel.cancelled() => None,
-        };
-        let mut streams = shared.as_ref().map(|_| Vec::new()).unwrap_or_default();
+    for (&n, shared) in chunks.iter().zip(shared) {
+        let mut streams = Vec::new();
         if let Some(mut f) = shared {
             streams = std::mem::take(&mut f.streams);
             forwards.push(f);
