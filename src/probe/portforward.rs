@@ -1,7 +1,9 @@
 //! One test connection through the Kubernetes port-forward API.
 //!
-//! As in kube-rs's `pod_portforward_bind` example, every connection gets its
-//! own `Api::<Pod>::portforward` call and runs in its own task. The order of
+//! Every connection runs in its own task, over a stream of the pod's shared
+//! forward (`shared_forward`, one upgrade for all of a pod's connections) or,
+//! when that cannot be opened, its own `Api::<Pod>::portforward` call as in
+//! kube-rs's `pod_portforward_bind` example. The order of
 //! teardown matters (DESIGN.md, "Port-forward details that bite"): finish the
 //! WebSocket close handshake, drop the forwarded stream at once, then `join()`
 //! the forwarder. Waiting for end-of-stream first lets the far side close
