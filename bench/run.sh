@@ -3,6 +3,11 @@
 #
 #   bench/run.sh [wsaffinity-bench options, e.g. --only server --repeat 3]
 #
+# `--only cluster` (also part of the full run) benchmarks the plugin through
+# the real control plane (`wsaffinity-lab cluster up`, root and the programs
+# of scripts/cluster-build.sh in target/cluster/bin) against the manual
+# `kubectl port-forward` routine.
+#
 # Builds release binaries (plugin, websocket-server, lab, baselines), raises
 # the file-descriptor limit, installs nothing, talks only to 127.0.0.0/8, and
 # prints the machine, the load, per-run figures and a table of medians with
@@ -42,7 +47,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 set -m # the benchmark gets its own process group
-target/release/wsaffinity-bench "${WEBSOCAT[@]}" "$@" &
+"${CARGO_TARGET_DIR:-target}/release/wsaffinity-bench" "${WEBSOCAT[@]}" "$@" &
 bench_pid=$!
 set +m
 wait "$bench_pid"

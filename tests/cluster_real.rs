@@ -786,8 +786,7 @@ fn demo_cluster_runs_check_per_pod_logs_and_spread_through_traefik() {
 }
 
 /// `n` WebSocket connections to `pod`'s port 8080, each through its own
-/// port-forward of the real API server (kube-rs, not the plugin; the real
-/// kubectl's port-forward speaks SPDY, which the lab's kubelets do not),
+/// port-forward of the real API server (kube-rs's WebSocket, not the plugin),
 /// read in the background so the server's pings are answered. They stay
 /// open until the runtime is dropped.
 async fn hold(client: &kube::Client, ns: &str, pod: &str, n: u64) {
@@ -939,4 +938,196 @@ fn logs_metric_matches_the_logged_counts_while_connections_are_held() {
         assert_eq!(p["loggedActiveDuring"].as_u64(), n.map(|n| n + 2), "{p:#}");
     }
     drop(rt);
+}
+
+/// The real `kubectl port-forward pod/P :8080`, started the way a user runs it:
+/// returns the child and the local port from its "Forwarding from" line.
+fn kubectl_port_forward(c: &RealCluster, ns: &str, pod: &str) -> (std::process::Child, u16) {
+    let mut child = Command::new(support::real_cluster::kubectl_path())
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["port-forward", "-n", ns, &format!("pod/{pod}"), ":8080"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward starts");
+    let stdout = child.stdout.take().expect("kubectl stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let port = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:")
+                    && let Some(port) = rest.split_whitespace().next()
+                    && let Ok(port) = port.parse::<u16>()
+                {
+                    break port;
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("kubectl output");
+                panic!(
+                    "no \"Forwarding from\" line ({e}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    };
+    (child, port)
+}
+
+/// The companion server's hello over a WebSocket through `port`: (pod, active).
+async fn hello_through(port: u16) -> (String, u64) {
+    use futures::StreamExt;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap_or_else(|e| panic!("WebSocket through kubectl port-forward: {e}"));
+    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a hello within 10 s")
+        .expect("a message")
+        .expect("a WebSocket message");
+    let hello: Value = serde_json::from_str(msg.to_text().expect("a text hello"))
+        .unwrap_or_else(|e| panic!("hello is JSON: {e}: {msg}"));
+    assert_eq!(hello["type"], "hello", "{hello}");
+    let _ = ws.close(None).await;
+    // Drain until the server's close so the pod sees the connection end.
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {}
+    (
+        hello["pod"].as_str().unwrap_or_default().to_string(),
+        hello["active"].as_u64().unwrap_or(u64::MAX),
+    )
+}
+
+#[test]
+fn the_real_kubectl_port_forward_reaches_the_pod_over_spdy_and_leaves_nothing_behind() {
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
+    let ns = "t-spdy";
+    c.namespace_with_base(ns, 1);
+    let pods = c.wait_ready(ns, 1, Duration::from_secs(90));
+    let pod = &pods[0];
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+
+    let (mut kubectl, port) = kubectl_port_forward(c, ns, pod);
+    // Several connections through one kubectl: one SPDY stream pair each.
+    for _ in 0..3 {
+        let (name, active) = rt.block_on(hello_through(port));
+        assert_eq!(&name, pod, "the hello comes from the forwarded pod");
+        assert_eq!(
+            active, 1,
+            "the previous forwarded connection was closed on the pod"
+        );
+    }
+    // Concurrent connections over the same session.
+    let hellos = rt.block_on(async {
+        let a = tokio::spawn(hello_through(port));
+        let b = tokio::spawn(hello_through(port));
+        (a.await, b.await)
+    });
+    for h in [hellos.0, hellos.1] {
+        assert_eq!(&h.expect("hello task").0, pod);
+    }
+
+    kubectl.kill().expect("stop kubectl");
+    let status = kubectl.wait().expect("kubectl exits");
+    assert!(!status.success() || status.code().is_none());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the local port is closed once kubectl is stopped"
+    );
+    // Nothing left on the pod or the node: a fresh forward sees one connection, its own.
+    let (mut again, port) = kubectl_port_forward(c, ns, pod);
+    let (name, active) = rt.block_on(hello_through(port));
+    assert_eq!(&name, pod);
+    assert_eq!(
+        active, 1,
+        "no connection of the stopped kubectl is still open on the pod"
+    );
+    let _ = again.kill();
+    let _ = again.wait();
+
+    // The WebSocket path (kube-rs, as the plugin uses it) still works next to it.
+    let run = plugin(
+        &c.kubeconfig,
+        &["per-pod", SVC, "-n", ns, "--connect", "2", "-o", "json"],
+    );
+    let report: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    let rows = per_pod(&report);
+    assert_eq!(rows.len(), 1, "{report:#}");
+    assert_eq!(rows[0]["pod"], pod.as_str(), "{report:#}");
+    assert_eq!(
+        rows[0]["ok"], 2,
+        "both WebSocket port-forwards connected: {report:#}"
+    );
+    let _ = c.kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
+
+#[test]
+fn a_forwarding_error_reaches_the_real_kubectl_on_the_spdy_error_stream() {
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
+    let ns = "t-spdy-error";
+    let _ = c.kubectl(&["create", "namespace", ns]);
+    c.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: broken
+  namespace: {ns}
+  annotations:
+    lab.wsaffinity.dev/portforward-error: "the sandbox's network is gone"
+spec:
+  containers:
+    - name: websocket-server
+      image: ghcr.io/kubectl-wsaffinity/websocket-server:0.1.0
+      args: ["--port=8080"]
+"#
+    ));
+    wait_until("the broken pod runs", Duration::from_secs(60), || {
+        c.kubectl(&[
+            "get",
+            "pod",
+            "broken",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .is_ok_and(|p| p == "Running")
+    });
+    let (mut kubectl, port) = kubectl_port_forward(c, ns, "broken");
+    // The connection is accepted locally, then ends without a WebSocket.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let ws = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(15),
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/")),
+        )
+        .await
+    });
+    assert!(
+        !matches!(ws, Ok(Ok(_))),
+        "no WebSocket through a failing forward"
+    );
+    // kubectl shows the kubelet's text from the error stream.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = kubectl.kill();
+    let out = kubectl.wait_with_output().expect("kubectl output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error forwarding port 8080 to pod")
+            && stderr.contains("the sandbox's network is gone"),
+        "{stderr}"
+    );
+    let _ = c.kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }

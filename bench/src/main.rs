@@ -3,6 +3,7 @@
 //! as the median of `--repeat` runs with the ratio. `bench/run.sh` builds
 //! everything in release mode and runs this.
 
+mod cluster;
 mod load;
 mod plugin;
 mod process;
@@ -47,6 +48,9 @@ struct Args {
     /// (default: this executable's).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// The real Kubernetes programs (default: target/cluster/bin).
+    #[arg(long)]
+    cluster_bin: Option<PathBuf>,
     /// websocat, for its `mirror:` server as a baseline (skipped when absent).
     #[arg(long)]
     websocat: Option<PathBuf>,
@@ -57,6 +61,9 @@ enum Only {
     All,
     Server,
     Plugin,
+    /// The plugin through the real control plane (`wsaffinity-lab cluster up`;
+    /// root and scripts/cluster-build.sh's programs).
+    Cluster,
 }
 
 /// One server under test.
@@ -143,11 +150,24 @@ async fn main() -> anyhow::Result<()> {
         websocat: args.websocat.clone(),
     };
     let mut report = Report::new(fd_limit, args.repeat);
-    if args.only != Only::Plugin {
+    if matches!(args.only, Only::All | Only::Server) {
         server_benches(&args, &bins, &mut report).await?;
     }
-    if args.only != Only::Server {
+    if matches!(args.only, Only::All | Only::Plugin) {
         plugin_benches(&args, &bins.dir, &mut report).await?;
+    }
+    if matches!(args.only, Only::All | Only::Cluster) {
+        let cluster_bin = args
+            .cluster_bin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("target/cluster/bin"));
+        match cluster::missing(&bins.dir, &cluster_bin) {
+            Some(why) if args.only == Only::All => {
+                report.detail(format!("cluster benchmarks skipped: {why}"));
+            }
+            Some(why) => anyhow::bail!("cannot run the cluster benchmarks: {why}"),
+            None => cluster_benches(&args, &bins.dir, &cluster_bin, &mut report).await?,
+        }
     }
     report.print();
     Ok(())
@@ -390,5 +410,85 @@ async fn plugin_benches(args: &Args, dir: &Path, report: &mut Report) -> anyhow:
         Goal::AtMost(1000.0, "<= 1000 ms"),
     );
     report.load("plugin benchmarks end");
+    Ok(())
+}
+
+async fn cluster_benches(
+    args: &Args,
+    dir: &Path,
+    cluster_bin: &Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let plugin = dir.join("kubectl-wsaffinity");
+    let repeat = args.repeat.max(1);
+    let up = std::time::Instant::now();
+    let c = cluster::RealCluster::up(dir, cluster_bin)?;
+    report.detail(format!(
+        "cluster: wsaffinity-lab cluster up --empty --nodes 9 ready in {:.1} s (real kube-apiserver, etcd, \
+         controllers, scheduler; the lab's node agent as kubelets)",
+        up.elapsed().as_secs_f64()
+    ));
+    report.load("cluster benchmarks start");
+
+    let k = cluster::check(&c, &plugin, repeat).await?;
+    report.detail(format!(
+        "cluster check: {:?} s; requests (audit log) {:?}; peak RSS {:?} KiB; last run's requests: {}",
+        k.secs,
+        k.requests,
+        k.peak_rss_kib,
+        k.last_requests.join(", ")
+    ));
+    let ms: Vec<f64> = k.secs.iter().map(|x| x * 1000.0).collect();
+    report.row(
+        "real API: check, 200 svc / 2,000 pods (ms)",
+        &ms,
+        "-",
+        &[],
+        Goal::AtMost(500.0, "<= 500 ms"),
+    );
+    let req: Vec<f64> = k.requests.iter().map(|&x| x as f64).collect();
+    report.row(
+        "real API: check requests (audit log)",
+        &req,
+        "-",
+        &[],
+        Goal::AtMost(8.0, "<= 8"),
+    );
+    let rss: Vec<f64> = k
+        .peak_rss_kib
+        .iter()
+        .map(|&x| x as f64 * 1024.0 / 1e6)
+        .collect();
+    report.row(
+        "real API: check peak RSS (MB)",
+        &rss,
+        "-",
+        &[],
+        Goal::AtMost(60.0, "<= 60 MB"),
+    );
+
+    let p = cluster::per_pod(&c, &plugin, repeat).await?;
+    report.detail(format!(
+        "cluster per-pod --connect 10 --parallel 4 --hold 0s: {:?} s; direct (netns): {:?} s; \
+         manual kubectl port-forward loop: {:?} s; requests (audit log) {:?}",
+        p.plugin_secs, p.direct_secs, p.manual_secs, p.requests
+    ));
+    let name = "real API: per-pod 20 pods x 10 (s)";
+    report.row(
+        name,
+        &p.plugin_secs,
+        "direct to pod IPs (netns)",
+        &p.direct_secs,
+        Goal::RatioAtMost(3.0, "<= 3x direct"),
+    );
+    report.row(
+        name,
+        &p.plugin_secs,
+        "kubectl port-forward per pod",
+        &p.manual_secs,
+        Goal::RatioAtMost(0.1, "<= 0.1x manual (>= 10x faster)"),
+    );
+    report.load("cluster benchmarks end");
+    drop(c);
     Ok(())
 }

@@ -87,7 +87,7 @@ pub struct Run {
 
 impl Run {
     /// Fails unless the output names `what` (the plugin really read the target).
-    fn expect(&self, what: &str) -> anyhow::Result<()> {
+    pub(crate) fn expect(&self, what: &str) -> anyhow::Result<()> {
         if !self.stdout.contains(what) {
             let head: String = self.stdout.chars().take(300).collect();
             bail!(
@@ -101,10 +101,14 @@ impl Run {
 
 /// Runs `plugin args…` with the lab's kubeconfig, capturing its output.
 /// Waits with wait4; the peak RSS is the child's own VmHWM, sampled.
-async fn run_plugin(plugin: &Path, lab: &Lab, args: &[&str]) -> anyhow::Result<Run> {
+pub(crate) async fn run_plugin(
+    plugin: &Path,
+    kubeconfig: &Path,
+    args: &[&str],
+) -> anyhow::Result<Run> {
     let mut cmd = Command::new(plugin);
     cmd.arg("--kubeconfig")
-        .arg(lab.kubeconfig_path())
+        .arg(kubeconfig)
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -198,7 +202,7 @@ pub async fn check(plugin: &Path, repeat: usize) -> anyhow::Result<Check> {
         lab.reset_counts();
         let run = run_plugin(
             plugin,
-            &lab,
+            lab.kubeconfig_path(),
             &["check", "svc/app-0", "-n", "bench-check", "-o", "json"],
         )
         .await?;
@@ -256,16 +260,16 @@ pub async fn per_pod(plugin: &Path, repeat: usize) -> anyhow::Result<PerPod> {
         "json",
     ];
     for _ in 0..repeat {
-        let run = run_plugin(plugin, &lab, &args).await?;
+        let run = run_plugin(plugin, lab.kubeconfig_path(), &args).await?;
         if run.code != 0 {
             bail!("per-pod exited {}", run.code);
         }
         run.expect("web-")?;
         out.plugin_secs.push(run.secs);
-        out.direct_secs.push(direct(&backends, 10, 4).await?);
+        out.direct_secs.push(direct_from(&backends, 10, 4).await?);
         let mut args1 = args;
         args1[5] = "1";
-        let run = run_plugin(plugin, &lab, &args1).await?;
+        let run = run_plugin(plugin, lab.kubeconfig_path(), &args1).await?;
         if run.code != 0 {
             bail!("per-pod --connect 1 exited {}", run.code);
         }
@@ -274,7 +278,7 @@ pub async fn per_pod(plugin: &Path, repeat: usize) -> anyhow::Result<PerPod> {
     let mut args50 = args;
     args50[5] = "50";
     for _ in 0..repeat {
-        let run = run_plugin(plugin, &lab, &args50).await?;
+        let run = run_plugin(plugin, lab.kubeconfig_path(), &args50).await?;
         if run.code != 0 {
             bail!("per-pod --connect 50 exited {}", run.code);
         }
@@ -287,7 +291,11 @@ pub async fn per_pod(plugin: &Path, repeat: usize) -> anyhow::Result<PerPod> {
 /// What per-pod does per pod, without the API: `connect` WebSocket
 /// connections at once, each reading the hello and round-tripping one echo,
 /// then all closed; `parallel` pods at a time.
-async fn direct(backends: &[SocketAddr], connect: usize, parallel: usize) -> anyhow::Result<f64> {
+pub(crate) async fn direct_from(
+    backends: &[SocketAddr],
+    connect: usize,
+    parallel: usize,
+) -> anyhow::Result<f64> {
     let start = Instant::now();
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(backends.to_vec())
         .map(|addr| async move {
@@ -384,7 +392,7 @@ pub async fn logs(plugin: &Path, repeat: usize) -> anyhow::Result<Logs> {
         lab.reset_counts();
         let run = run_plugin(
             plugin,
-            &lab,
+            lab.kubeconfig_path(),
             &["logs", "svc/chatty", "-n", ns, "-o", "json"],
         )
         .await?;

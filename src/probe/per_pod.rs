@@ -22,7 +22,8 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::portforward::{Cancel, ConnectionSpec, Outcome, run_connection};
+use super::portforward::{Cancel, ConnectionSpec, Outcome, run_connection, run_shared_connection};
+use super::shared_forward::{MAX_CHANNELS, SharedForward};
 use super::websocket::{ClientOptions, human};
 use crate::ports;
 use crate::snapshot::{Identity, Percentiles, PodLog, PodProbe, Snapshot};
@@ -405,27 +406,72 @@ async fn connect_pod(
         connect: opts.connect,
     });
 
-    probe.logged_active_before = logs.active(target).await;
+    // The log before and the forwards at once: a forward opens no WebSocket
+    // connection to the server, so the count read is still the one before.
+    // One port-forward per (up to) 128 connections: through a real API
+    // server each forward costs a TLS connection and a proxied upgrade. When
+    // a shared forward cannot be opened, each of its connections opens its
+    // own and reports why.
+    let chunks: Vec<usize> = (0..opts.connect as usize)
+        .step_by(MAX_CHANNELS)
+        .map(|start| (opts.connect as usize - start).min(MAX_CHANNELS))
+        .collect();
+    let open_all = futures::future::join_all(chunks.iter().map(|&n| {
+        let (api, pod) = (&api, &pod);
+        async move {
+            tokio::select! {
+                r = tokio::time::timeout(opts.client.timeout, SharedForward::open(api, pod, port, n)) => match r {
+                    Ok(Ok(f)) => Some(f),
+                    Ok(Err(e)) => {
+                        tracing::debug!("shared port-forward to {pod}: {e}; one forward per connection");
+                        None
+                    }
+                    Err(_) => None,
+                },
+                () = cancel.cancelled() => None,
+            }
+        }
+    }));
+    let (before, shared) = tokio::join!(logs.active(target), open_all);
+    probe.logged_active_before = before;
 
-    // Open every connection, each in its own task with its own port-forward.
+    // Every connection in its own task.
     let (release_tx, release_rx) = watch::channel(false);
     let mut tasks: JoinSet<Outcome> = JoinSet::new();
     let mut opened_rx = Vec::with_capacity(opts.connect as usize);
-    for _ in 0..opts.connect {
-        let (tx, rx) = oneshot::channel();
-        opened_rx.push(rx);
-        let spec = ConnectionSpec {
-            pod: pod.clone(),
-            port,
-            client: opts.client.clone(),
-        };
-        tasks.spawn(run_connection(
-            api.clone(),
-            spec,
-            tx,
-            release_rx.clone(),
-            cancel.clone(),
-        ));
+    let mut forwards = Vec::new();
+    for (&n, shared) in chunks.iter().zip(shared) {
+        let mut streams = Vec::new();
+        if let Some(mut f) = shared {
+            streams = std::mem::take(&mut f.streams);
+            forwards.push(f);
+        }
+        for i in 0..n {
+            let (tx, rx) = oneshot::channel();
+            opened_rx.push(rx);
+            let spec = ConnectionSpec {
+                pod: pod.clone(),
+                port,
+                client: opts.client.clone(),
+            };
+            match streams.get_mut(i).and_then(Option::take) {
+                Some((stream, error_rx)) => tasks.spawn(run_shared_connection(
+                    stream,
+                    error_rx,
+                    spec,
+                    tx,
+                    release_rx.clone(),
+                    cancel.clone(),
+                )),
+                None => tasks.spawn(run_connection(
+                    api.clone(),
+                    spec,
+                    tx,
+                    release_rx.clone(),
+                    cancel.clone(),
+                )),
+            };
+        }
     }
 
     // Wait until each has opened or failed. Each task bounds its own steps;
@@ -501,6 +547,9 @@ async fn connect_pod(
         }
     }
     drop(release_tx);
+    for f in forwards {
+        f.close().await;
+    }
 
     summarise(&mut probe, &outcomes);
     probe

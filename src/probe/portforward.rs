@@ -1,7 +1,9 @@
 //! One test connection through the Kubernetes port-forward API.
 //!
-//! As in kube-rs's `pod_portforward_bind` example, every connection gets its
-//! own `Api::<Pod>::portforward` call and runs in its own task. The order of
+//! Every connection runs in its own task, over a stream of the pod's shared
+//! forward (`shared_forward`, one upgrade for all of a pod's connections) or,
+//! when that cannot be opened, its own `Api::<Pod>::portforward` call as in
+//! kube-rs's `pod_portforward_bind` example. The order of
 //! teardown matters (DESIGN.md, "Port-forward details that bite"): finish the
 //! WebSocket close handshake, drop the forwarded stream at once, then `join()`
 //! the forwarder. Waiting for end-of-stream first lets the far side close
@@ -132,7 +134,7 @@ async fn run_over_forwarder(
     mut forwarder: Portforwarder,
     spec: ConnectionSpec,
     report: &mut impl FnMut(&Opened),
-    mut release: watch::Receiver<bool>,
+    release: watch::Receiver<bool>,
     cancel: Cancel,
 ) -> Outcome {
     let limit = spec.client.timeout;
@@ -146,6 +148,48 @@ async fn run_over_forwarder(
         finish(forwarder, limit, false).await;
         return outcome;
     };
+    let mut outcome = run_over_stream(stream, error_rx, spec, report, release, cancel).await;
+    let clean = outcome.ok();
+    let teardown = finish(forwarder, limit, clean).await;
+    if clean {
+        outcome.teardown = teardown;
+    }
+    outcome
+}
+
+/// Runs one connection over a stream of a forward shared by the pod's
+/// connections ([`super::shared_forward`]); the caller ends the forward once
+/// every connection is done.
+pub async fn run_shared_connection(
+    stream: tokio::io::DuplexStream,
+    error_rx: oneshot::Receiver<String>,
+    spec: ConnectionSpec,
+    opened: oneshot::Sender<Opened>,
+    release: watch::Receiver<bool>,
+    cancel: Cancel,
+) -> Outcome {
+    let mut opened_tx = Some(opened);
+    let mut report = |o: &Opened| {
+        if let Some(tx) = opened_tx.take() {
+            let _ = tx.send(o.clone());
+        }
+    };
+    let error_rx = async move { error_rx.await.ok() };
+    run_over_stream(stream, error_rx, spec, &mut report, release, cancel).await
+}
+
+/// Steps 2–4 of a connection over a forwarded stream and its error text.
+async fn run_over_stream<S>(
+    stream: S,
+    error_rx: impl Future<Output = Option<String>> + Send + 'static,
+    spec: ConnectionSpec,
+    report: &mut impl FnMut(&Opened),
+    mut release: watch::Receiver<bool>,
+    cancel: Cancel,
+) -> Outcome
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let error_rx = futures::FutureExt::shared(Box::pin(error_rx));
 
     // 2. WebSocket handshake, hello, echo — or the error channel, or Ctrl-C.
@@ -168,9 +212,7 @@ async fn run_over_forwarder(
             } else {
                 prefer_error_channel(error_rx.clone(), e).await
             };
-            let outcome = refused_open(report, e, refused);
-            finish(forwarder, limit, false).await;
-            return outcome;
+            return refused_open(report, e, refused);
         }
     };
     let opened = Opened {
@@ -212,12 +254,10 @@ async fn run_over_forwarder(
         drop(conn);
     }
 
-    // 5. Join the forwarder.
-    let teardown = finish(forwarder, limit, error.is_none()).await;
     Outcome {
         opened,
         error,
-        teardown,
+        teardown: None,
     }
 }
 

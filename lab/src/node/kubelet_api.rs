@@ -1,7 +1,8 @@
 //! The kubelet API the API server proxies `pods/log` and `pods/portforward` to,
 //! over TLS on the node's InternalIP (`pkg/kubelet/server/server.go`):
 //! `GET /containerLogs/{ns}/{pod}/{container}`, `/portForward/{ns}/{pod}[/{uid}]`
-//! (WebSocket `v4.channel.k8s.io`), `/healthz`. Anything else is 404, as on a
+//! (WebSocket `v4.channel.k8s.io`, or SPDY/3.1 `portforward.k8s.io` as the API
+//! server sends for `kubectl port-forward`), `/healthz`. Anything else is 404, as on a
 //! kubelet without the debugging handlers.
 
 use std::convert::Infallible;
@@ -22,6 +23,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::registry::{PodEntry, Registry};
+use super::spdy;
 use crate::log_stream::{log_query, respond_log};
 use crate::portforward::{self, PodInfo, Target, negotiate, parse_ports};
 use crate::query::Query;
@@ -136,11 +138,15 @@ fn port_forward(
             format!("pod \"{pod}\" in namespace \"{ns}\" not found on this node"),
         );
     };
+    let sandbox = crate::names::hex_id(&[ns, pod, &entry.uid]);
+    if spdy::is_upgrade(req.headers()) {
+        return spdy_port_forward(entry, sandbox, req);
+    }
     let headers = req.headers();
     let Some(key) = crate::portforward::websocket_key(headers) else {
         return text(
             StatusCode::BAD_REQUEST,
-            "Upgrade request required (the wsaffinity node agent serves port-forward over WebSocket only; SPDY is not implemented)",
+            "Upgrade request required: port-forward needs a WebSocket (v4.channel.k8s.io) or SPDY/3.1 upgrade",
         );
     };
     let mut values = q.all("port");
@@ -156,7 +162,6 @@ fn port_forward(
         Ok(x) => x,
         Err(e) => return text(StatusCode::FORBIDDEN, e),
     };
-    let sandbox = crate::names::hex_id(&[ns, pod, &entry.uid]);
     let targets = ports
         .iter()
         .map(|&port| {
@@ -191,4 +196,62 @@ fn port_forward(
         }
     });
     portforward::switching_protocols(&accept, protocol)
+}
+
+/// SPDY/3.1 port-forward: the handshake of `httpstream.Handshake` and
+/// `spdy.NewResponseUpgrader`, then one session; ports come per stream.
+fn spdy_port_forward(
+    entry: Arc<PodEntry>,
+    sandbox: String,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let protocol = match spdy::negotiate(req.headers()) {
+        Ok(p) => p,
+        Err((status, msg)) => {
+            let mut resp = text(status, msg);
+            if status == StatusCode::FORBIDDEN {
+                resp.headers_mut().insert(
+                    spdy::ACCEPTED_HEADER,
+                    http::HeaderValue::from_static(spdy::PORT_FORWARD_V1),
+                );
+            }
+            return resp;
+        }
+    };
+    let resolve_entry = entry.clone();
+    let resolve_sandbox = sandbox.clone();
+    let resolve: spdy::portforward::Resolve =
+        Arc::new(move |port| match &resolve_entry.portforward_error {
+            Some(msg) => Err(portforward::forward_error(&resolve_sandbox, port, msg)),
+            None if resolve_entry.is_running() => Ok(SocketAddr::from((resolve_entry.ip, port))),
+            None => Err(portforward::refused(&resolve_sandbox, port)),
+        });
+    let dial_sandbox = sandbox;
+    let dial_error =
+        Arc::new(move |port: u16, _cause: &str| portforward::refused(&dial_sandbox, port));
+    let session = spdy::portforward::Session {
+        resolve,
+        dial_error,
+        idle_timeout: STREAM_IDLE,
+        creation_timeout: spdy::portforward::STREAM_CREATION_TIMEOUT,
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => spdy::portforward::run(TokioIo::new(upgraded), session).await,
+            Err(e) => tracing::debug!("spdy port-forward upgrade failed: {e}"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, spdy::UPGRADE_SPDY_31)
+        .header(spdy::PROTOCOL_HEADER, protocol)
+        .body(respond::full(Bytes::new()))
+        .unwrap_or_else(|_| {
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot build the upgrade response",
+            )
+        })
 }

@@ -13,6 +13,7 @@ mod pods;
 mod probe;
 mod register;
 mod registry;
+mod spdy;
 mod worker;
 
 use std::net::SocketAddr;

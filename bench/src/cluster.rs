@@ -1,0 +1,509 @@
+//! The plugin against the REAL control plane (`wsaffinity-lab cluster up`:
+//! kube-apiserver, etcd, controllers and scheduler built from their Go
+//! modules, the lab's node agent as kubelets) next to what users do by hand:
+//! `kubectl port-forward` per pod with a WebSocket client through it. API
+//! requests are counted from the API server's audit log, never from our side.
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::plugin::{direct_from, run_plugin};
+
+/// Nodes for 2,000 pods: the node agent's nodes take 250 pods each.
+const NODES: u8 = 9;
+
+/// A running `wsaffinity-lab cluster up --empty`; stopped (SIGTERM, so it
+/// removes everything) when dropped.
+pub struct RealCluster {
+    child: std::process::Child,
+    pub kubeconfig: PathBuf,
+    pub dir: PathBuf,
+    kubectl: PathBuf,
+    /// The cluster's network namespace (kube-apiserver's), for direct connections.
+    netns: std::fs::File,
+}
+
+impl Drop for RealCluster {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Why the real cluster cannot run here, if it cannot.
+pub fn missing(bin_dir: &Path, cluster_bin: &Path) -> Option<String> {
+    for p in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubectl",
+    ] {
+        if !cluster_bin.join(p).is_file() {
+            return Some(format!(
+                "{} is missing: run scripts/cluster-build.sh",
+                cluster_bin.join(p).display()
+            ));
+        }
+    }
+    if !bin_dir.join("wsaffinity-lab").is_file() {
+        return Some(format!(
+            "{} is missing",
+            bin_dir.join("wsaffinity-lab").display()
+        ));
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root: the cluster needs its own network namespace".into());
+    }
+    None
+}
+
+impl RealCluster {
+    pub fn up(bin_dir: &Path, cluster_bin: &Path) -> anyhow::Result<Self> {
+        let lab = bin_dir.join("wsaffinity-lab");
+        let mut child = Command::new(&lab)
+            .args(["cluster", "up", "--empty", "--nodes", &NODES.to_string()])
+            .arg("--bin-dir")
+            .arg(cluster_bin)
+            .env("RUST_LOG", "warn,kube_client=off")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", lab.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent && let Some(path) = line.strip_prefix("export KUBECONFIG=") {
+                    let _ = tx.send(PathBuf::from(path.trim()));
+                    sent = true;
+                }
+            }
+        });
+        let kubeconfig = match rx.recv_timeout(Duration::from_secs(240)) {
+            Ok(k) => k,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("`wsaffinity-lab cluster up` was not ready within 240 s");
+            }
+        };
+        let dir = kubeconfig
+            .parent()
+            .context("kubeconfig without a directory")?
+            .to_path_buf();
+        let pids =
+            std::fs::read_to_string(dir.join("pids")).context("reading the cluster's pids")?;
+        let api_pid = pids
+            .lines()
+            .find_map(|l| l.strip_prefix("kube-apiserver "))
+            .context("no kube-apiserver in pids")?
+            .trim()
+            .to_string();
+        let netns = std::fs::File::open(format!("/proc/{api_pid}/ns/net"))
+            .context("opening the cluster's network namespace")?;
+        Ok(Self {
+            child,
+            kubeconfig,
+            dir,
+            kubectl: cluster_bin.join("kubectl"),
+            netns,
+        })
+    }
+
+    pub fn kubectl_path(&self) -> &Path {
+        &self.kubectl
+    }
+
+    /// The real kubectl with the admin kubeconfig; stdout, or stderr as the error.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = cmd.spawn().context("cannot start kubectl")?;
+        if let Some(text) = stdin
+            && let Some(mut pipe) = child.stdin.take()
+        {
+            use std::io::Write;
+            pipe.write_all(text.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn kubectl_json(&self, args: &[&str]) -> anyhow::Result<Value> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&all, None)?).context("kubectl output is not JSON")
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        self.dir.join("logs/audit.log")
+    }
+
+    /// The audit log's length now: events after it belong to what runs next.
+    pub fn audit_mark(&self) -> u64 {
+        std::fs::metadata(self.audit_path()).map_or(0, |m| m.len())
+    }
+
+    /// Audit events written after `mark` (the API server writes each as it
+    /// completes; give it a moment to land).
+    pub fn audit_since(&self, mark: u64) -> anyhow::Result<Vec<Value>> {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut f = std::fs::File::open(self.audit_path()).context("opening the audit log")?;
+        f.seek(SeekFrom::Start(mark))?;
+        let mut text = String::new();
+        f.read_to_string(&mut text)?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+
+    /// Waits until `ns` has `n` ready pods in total over its Deployments.
+    pub fn wait_ready(&self, ns: &str, n: u64, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let list = self.kubectl_json(&["get", "deployments", "-n", ns])?;
+            let ready: u64 = list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| d["status"]["readyReplicas"].as_u64().unwrap_or(0))
+                .sum();
+            if ready >= n {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{ns}: {ready} of {n} pods ready after {within:?}");
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Waits until the EndpointSlices of `ns` list `n` ready endpoints.
+    pub fn wait_slices(&self, ns: &str, n: u64, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let list = self.kubectl_json(&["get", "endpointslices", "-n", ns])?;
+            let ready = list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+                .filter(|e| e["conditions"]["ready"].as_bool() == Some(true))
+                .count() as u64;
+            if ready >= n {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{ns}: {ready} of {n} endpoints ready in EndpointSlices after {within:?}");
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Pod IPs of the ready pods of `ns`.
+    pub fn pod_ips(&self, ns: &str) -> anyhow::Result<Vec<(String, SocketAddr)>> {
+        let list = self.kubectl_json(&["get", "pods", "-n", ns])?;
+        let mut out = Vec::new();
+        for p in list["items"].as_array().into_iter().flatten() {
+            let name = p["metadata"]["name"].as_str().unwrap_or_default();
+            let Some(ip) = p["status"]["podIP"].as_str() else {
+                continue;
+            };
+            let ip: std::net::IpAddr = ip.parse().with_context(|| format!("pod IP {ip}"))?;
+            out.push((name.to_string(), SocketAddr::new(ip, 8080)));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// `direct_from` run on a thread inside the cluster's network namespace.
+    pub fn direct(
+        &self,
+        backends: &[SocketAddr],
+        connect: usize,
+        parallel: usize,
+    ) -> anyhow::Result<f64> {
+        let fd = self.netns.try_clone()?;
+        let backends = backends.to_vec();
+        std::thread::spawn(move || -> anyhow::Result<f64> {
+            // SAFETY: setns on this thread only, with a namespace fd we own.
+            if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .context("entering the cluster's network namespace");
+            }
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(direct_from(&backends, connect, parallel))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("direct-connection thread panicked"))?
+    }
+}
+
+/// Services `app-0..` with Deployments of `replicas` pods each, in `ns`;
+/// `processes: false` pods run nothing and are Ready at once.
+fn workloads(ns: &str, prefix: &str, count: usize, replicas: u32, processes: bool) -> String {
+    let ann = if processes {
+        String::new()
+    } else {
+        "\n      annotations:\n        lab.wsaffinity.dev/processes: \"false\"".to_string()
+    };
+    let mut s = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n");
+    for i in 0..count {
+        let name = if count == 1 {
+            prefix.to_string()
+        } else {
+            format!("{prefix}-{i}")
+        };
+        s.push_str(&format!(
+            "---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  selector: {{app: {name}}}
+  ports:
+    - {{name: ws, port: 80, targetPort: ws, protocol: TCP}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}{ann}
+    spec:
+      containers:
+        - name: server
+          image: websocket-server:dev
+          args: [--port=8080]
+          ports:
+            - {{name: ws, containerPort: 8080, protocol: TCP}}
+          readinessProbe:
+            tcpSocket: {{port: 8080}}
+            periodSeconds: 2
+"
+        ));
+    }
+    s
+}
+
+pub struct Check {
+    pub secs: Vec<f64>,
+    pub requests: Vec<u64>,
+    pub peak_rss_kib: Vec<u64>,
+    /// Each request of the last run: `verb resource` as the audit log has it.
+    pub last_requests: Vec<String>,
+}
+
+/// `check svc/app-0` in a namespace of 200 Services and 2,000 Ready pods,
+/// through the real API server.
+pub async fn check(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::Result<Check> {
+    let ns = "bench-check";
+    let setup = Instant::now();
+    c.kubectl(
+        &["apply", "-f", "-"],
+        Some(&workloads(ns, "app", 200, 10, false)),
+    )?;
+    c.wait_ready(ns, 2000, Duration::from_secs(900))?;
+    c.wait_slices(ns, 2000, Duration::from_secs(600))?;
+    eprintln!(
+        "[bench] cluster: 200 Services, 2,000 Ready pods in EndpointSlices after {:.0} s",
+        setup.elapsed().as_secs_f64()
+    );
+    let mut out = Check {
+        secs: vec![],
+        requests: vec![],
+        peak_rss_kib: vec![],
+        last_requests: vec![],
+    };
+    for _ in 0..repeat {
+        let mark = c.audit_mark();
+        let run = run_plugin(
+            plugin,
+            &c.kubeconfig,
+            &["check", "svc/app-0", "-n", ns, "-o", "json"],
+        )
+        .await?;
+        run.expect("app-0")?;
+        let events = plugin_requests(&c.audit_since(mark)?);
+        out.secs.push(run.secs);
+        out.requests.push(events.len() as u64);
+        out.peak_rss_kib.push(run.max_rss_kib);
+        out.last_requests = events;
+    }
+    Ok(out)
+}
+
+/// The plugin's requests among audit events: the admin user's, not kubectl's
+/// (nothing else runs as the admin while the plugin runs).
+fn plugin_requests(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["stage"] == "ResponseComplete")
+        .filter(|e| {
+            let user = e["user"]["username"].as_str().unwrap_or("");
+            let agent = e["userAgent"].as_str().unwrap_or("");
+            !user.starts_with("system:") && !agent.starts_with("kubectl/")
+        })
+        .map(|e| {
+            let uri = e["requestURI"].as_str().unwrap_or("");
+            let path = uri.split('?').next().unwrap_or(uri);
+            format!("{} {}", e["verb"].as_str().unwrap_or("?"), path)
+        })
+        .collect()
+}
+
+pub struct PerPod {
+    pub plugin_secs: Vec<f64>,
+    pub direct_secs: Vec<f64>,
+    pub manual_secs: Vec<f64>,
+    pub requests: Vec<u64>,
+}
+
+/// `per-pod --connect 10 --parallel 4 --hold 0s` over 20 pods through the
+/// real API server and node agent; the same connections straight to the pod
+/// IPs from inside the cluster's network namespace; and the manual routine.
+pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::Result<PerPod> {
+    let ns = "bench-perpod";
+    c.kubectl(
+        &["apply", "-f", "-"],
+        Some(&workloads(ns, "web", 1, 20, true)),
+    )?;
+    c.wait_ready(ns, 20, Duration::from_secs(300))?;
+    c.wait_slices(ns, 20, Duration::from_secs(120))?;
+    let pods = c.pod_ips(ns)?;
+    if pods.len() != 20 {
+        bail!("expected 20 pods, got {}", pods.len());
+    }
+    let backends: Vec<SocketAddr> = pods.iter().map(|(_, a)| *a).collect();
+    let names: Vec<String> = pods.iter().map(|(n, _)| n.clone()).collect();
+    let mut out = PerPod {
+        plugin_secs: vec![],
+        direct_secs: vec![],
+        manual_secs: vec![],
+        requests: vec![],
+    };
+    let args = [
+        "per-pod",
+        "svc/web",
+        "-n",
+        ns,
+        "--connect",
+        "10",
+        "--parallel",
+        "4",
+        "--hold",
+        "0s",
+        "-o",
+        "json",
+    ];
+    for _ in 0..repeat {
+        let mark = c.audit_mark();
+        let run = run_plugin(plugin, &c.kubeconfig, &args).await?;
+        if run.code != 0 {
+            bail!(
+                "per-pod exited {}: {}",
+                run.code,
+                run.stdout.chars().take(300).collect::<String>()
+            );
+        }
+        run.expect("web-")?;
+        out.requests
+            .push(plugin_requests(&c.audit_since(mark)?).len() as u64);
+        out.plugin_secs.push(run.secs);
+        out.direct_secs.push(c.direct(&backends, 10, 4)?);
+        out.manual_secs.push(manual(c, ns, &names, 10).await?);
+    }
+    Ok(out)
+}
+
+/// What a user does by hand, pod after pod: `kubectl port-forward pod/P
+/// :8080`, wait for its "Forwarding from" line, the same `connect` WebSocket
+/// connections with the same client through it, then stop kubectl.
+async fn manual(c: &RealCluster, ns: &str, pods: &[String], connect: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    for pod in pods {
+        let mut child = tokio::process::Command::new(c.kubectl_path())
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["port-forward", "-n", ns, &format!("pod/{pod}"), ":8080"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start kubectl port-forward")?;
+        let stdout = child.stdout.take().context("no kubectl stdout")?;
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let port = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:")
+                    && let Some(Ok(port)) = rest.split_whitespace().next().map(str::parse::<u16>)
+                {
+                    return Some(port);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .with_context(|| {
+            format!("kubectl port-forward pod/{pod} printed no \"Forwarding from\"")
+        })?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        direct_from(&[addr], connect, 1).await?;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
