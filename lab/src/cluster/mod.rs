@@ -475,7 +475,8 @@ impl Cluster {
         bail!("kubectl apply -k {} failed: {last}", overlay.display())
     }
 
-    /// Wait until every pod of the namespace's Deployments is Ready.
+    /// Wait until every pod of the namespace's Deployments is Ready and listed
+    /// ready in its EndpointSlices (the namespace has a Service selecting them).
     pub async fn wait_pods_ready(&mut self, namespace: &str) -> anyhow::Result<()> {
         let kc = self.kubeconfig.clone();
         let ns = namespace.to_string();
@@ -496,7 +497,7 @@ impl Cluster {
                         .iter()
                         .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
                         .sum();
-                    let pods: Api<Pod> = Api::namespaced(client, &ns);
+                    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
                     let ready = pods
                         .list(&ListParams::default())
                         .await?
@@ -504,7 +505,23 @@ impl Cluster {
                         .iter()
                         .filter(|p| pod_is_ready(p))
                         .count();
-                    Ok(want > 0 && ready as i32 >= want)
+                    // The EndpointSlice controller lists a pod as ready a
+                    // moment after the pod is: wait for that too, or the first
+                    // command (the demo's check) sees "1 ready of 2".
+                    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+                        Api::namespaced(client, &ns);
+                    let mut listed: Vec<String> = slices
+                        .list(&ListParams::default())
+                        .await?
+                        .items
+                        .iter()
+                        .flat_map(|s| s.endpoints.iter())
+                        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                        .filter_map(|e| e.target_ref.as_ref().and_then(|t| t.name.clone()))
+                        .collect();
+                    listed.sort();
+                    listed.dedup();
+                    Ok(want > 0 && ready as i32 >= want && listed.len() as i32 >= want)
                 }
             },
         )
