@@ -32,15 +32,20 @@ fn resolve(c: &RealCluster, host: &str) -> String {
     format!("{host}:{}:127.0.0.1", ingress_addr(c).port())
 }
 
-/// `spread -o json` through Traefik; the report.
+/// `spread -o json` through Traefik to the base Service; the report.
 fn spread(c: &RealCluster, ns: &str, host: &str, args: &[&str]) -> Value {
+    spread_to(c, ns, "svc/websocket-server", host, args)
+}
+
+/// `spread -o json` for `svc` through Traefik at `host`; the report.
+fn spread_to(c: &RealCluster, ns: &str, svc: &str, host: &str, args: &[&str]) -> Value {
     let url = format!("ws://{host}:{}/", ingress_addr(c).port());
     let r = resolve(c, host);
     let mut a = vec![
         "spread",
         "-n",
         ns,
-        "svc/websocket-server",
+        svc,
         "--url",
         &url,
         "--resolve",
@@ -317,34 +322,18 @@ spec:
     ));
     wait_routed(c, "websocket-gw.example.com");
     wait_routed(c, "sticky-gw.example.com");
-    let spread_gw = |host: &str, clients: &str| {
-        let url = format!("ws://{host}:{}/", ingress_addr(c).port());
-        let r = resolve(c, host);
-        let run = plugin(
-            &c.kubeconfig,
-            &[
-                "spread",
-                "-n",
-                ns,
-                "svc/dev-websocket-server",
-                "--url",
-                &url,
-                "--resolve",
-                &r,
-                "--clients",
-                clients,
-                "--connect",
-                "6",
-                "-o",
-                "json",
-            ],
-        );
-        assert!(run.code <= 1, "{}", run.all());
-        run.json()
-    };
 
     // sessionPersistence asked for, not honoured: each connection balanced.
-    let report = spread_gw("websocket-gw.example.com", "1");
+    let gw = |host: &str, clients: &str| {
+        spread_to(
+            c,
+            ns,
+            "svc/dev-websocket-server",
+            host,
+            &["--clients", clients, "--connect", "6"],
+        )
+    };
+    let report = gw("websocket-gw.example.com", "1");
     assert!(
         clients(&report).iter().all(|p| distinct(p) > 1),
         "{:?}",
@@ -379,7 +368,7 @@ spec:
     );
 
     // Through the TraefikService: pinned, with the cookie check predicts.
-    let report = spread_gw("sticky-gw.example.com", "3");
+    let report = gw("sticky-gw.example.com", "3");
     for pods in clients(&report) {
         assert_eq!(distinct(&pods), 1, "{pods:?}");
     }
