@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use kube::Client;
-use kube::client::{Body, ClientBuilder};
+use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use thiserror::Error;
 use tower::{BoxError, Layer, Service};
@@ -227,7 +227,7 @@ pub async fn connect(opts: &KubeOptions) -> Result<Kube, ClientError> {
         .exec
         .as_ref()
         .and_then(|e| e.command.clone());
-    let builder = ClientBuilder::try_from(config).map_err(|source| {
+    let builder = crate::http_stack::client_builder(config).map_err(|source| {
         exec_error(&source, exec_command.as_deref()).unwrap_or(ClientError::Build {
             server: server.clone(),
             source,
@@ -406,7 +406,7 @@ mod tests {
         skip_unused_trust_store(&mut http);
         assert_eq!(http.root_cert, Some(Vec::new()));
         // kube-client accepts an empty root set: the client builds.
-        assert!(ClientBuilder::try_from(http).is_ok());
+        assert!(crate::http_stack::client_builder(http).is_ok());
 
         let mut https = config_for("https://127.0.0.1:6443");
         skip_unused_trust_store(&mut https);

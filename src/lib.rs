@@ -22,6 +22,7 @@ pub mod config;
 pub mod diagnose;
 pub mod emit;
 pub mod gather;
+pub mod http_stack;
 pub mod ports;
 pub mod probe;
 pub mod render;
