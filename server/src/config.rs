@@ -76,6 +76,14 @@ pub struct Cli {
     /// exporter for testing metric readers such as `kubectl wsaffinity logs --metric`)
     #[arg(long, value_name = "SERIES VALUE", value_parser = parse_extra_gauge)]
     pub extra_gauge: Vec<ExtraGauge>,
+
+    /// Before serving, log N past `Active connections: K` lines (K rising and
+    /// falling between 1 and 96), then the real `Active connections: 0`: the
+    /// log of a server that has run for weeks, in an instant, for benchmarks
+    /// and tests of log readers such as `kubectl wsaffinity logs`
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub log_history: u32,
 }
 
 /// One `--extra-gauge` series: `name{label="value",...} N`.
@@ -172,6 +180,7 @@ impl Cli {
             hello: !self.no_hello,
             identity: Identity::from_env(),
             extra_gauges: self.extra_gauge.clone(),
+            log_history: self.log_history,
         }
     }
 }
@@ -211,6 +220,8 @@ pub struct Config {
     pub identity: Identity,
     /// `--extra-gauge`: fixed series served on /metrics besides the server's own.
     pub extra_gauges: Vec<ExtraGauge>,
+    /// `--log-history`: past `Active connections` lines logged at start.
+    pub log_history: u32,
 }
 
 impl Default for Config {
@@ -225,6 +236,7 @@ impl Default for Config {
             hello: true,
             identity: Identity::default(),
             extra_gauges: Vec::new(),
+            log_history: 0,
         }
     }
 }

@@ -63,6 +63,9 @@ pub async fn run(
         shared.config.max_connections,
         shared.config.max_message_size
     );
+    for k in history(shared.config.log_history) {
+        info!("Active connections: {k}");
+    }
     // A baseline line, so a pod nobody has connected to yet still tells
     // `kubectl wsaffinity logs` its count instead of looking silent. It comes
     // before `listening on`, which supervisors (the lab) take as "started":
@@ -195,6 +198,16 @@ impl HttpConnection {
             }
         }
     }
+}
+
+/// The counts of `--log-history`'s past lines: a walk up and down between 0
+/// and 96 (never the real count's 0 at the end, so a reader that stops short
+/// of the last line is caught).
+fn history(lines: u32) -> impl Iterator<Item = u32> {
+    (0..lines).map(|i| {
+        let k = i % 192;
+        1 + if k < 96 { k } else { 191 - k }
+    })
 }
 
 /// Repeats `Active connections: N` every `--report-interval` while N > 0.

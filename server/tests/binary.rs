@@ -77,6 +77,28 @@ async fn json_logs_keep_the_same_message_text() {
 }
 
 #[tokio::test]
+async fn log_history_writes_past_counts_then_the_real_baseline_before_listening() {
+    let mut server = Binary::start(&["--log-history", "500"], &[]).await;
+    let listening = server
+        .log
+        .iter()
+        .position(|l| l.contains("listening on"))
+        .expect("a `listening on` line");
+    let counts: Vec<usize> = server.log[..listening]
+        .iter()
+        .filter_map(|l| active_count(l))
+        .collect();
+    assert_eq!(counts.len(), 501, "500 past lines and the baseline");
+    assert_eq!(counts.last(), Some(&0), "the real count comes last");
+    let past = &counts[..500];
+    assert!(past.iter().all(|&k| (1..=96).contains(&k)), "{past:?}");
+    assert_eq!(past.iter().max(), Some(&96), "rises to 96");
+    // A connection still moves the count from the real 0.
+    let (_ws, _) = connect_hello(server.addr).await;
+    server.wait_active(1).await;
+}
+
+#[tokio::test]
 async fn the_count_is_repeated_every_report_interval_while_connections_are_open() {
     let mut server = Binary::start(&["--report-interval", "0.1"], &[]).await;
     let (_ws, _) = connect_hello(server.addr).await;
