@@ -132,6 +132,19 @@ pub async fn spawn_listening(
     wait_listening(child, listening, pod, &logs).await
 }
 
+/// The environment a container starts from: empty, as a kubelet's is, but
+/// for the image's usual `PATH` and `HOSTNAME` (the pod's name). Nothing
+/// leaks from the lab's own: its `RUST_LOG=warn` once silenced every pod's
+/// `Active connections` lines.
+pub fn clean_env(cmd: &mut Command, pod: &str) {
+    cmd.env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("HOSTNAME", pod);
+}
+
 /// Spawn `cmd` as a pod's container: output into `logs` (closed when both
 /// pipes end), killed on drop and when this process dies.
 pub fn start(

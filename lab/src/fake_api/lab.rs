@@ -488,6 +488,7 @@ async fn start_pod(bin: Option<&Path>, plan: &workloads::PodPlan) -> anyhow::Res
     let (child, backend) = match (bin, plan.process) {
         (Some(bin), true) => {
             let mut cmd = tokio::process::Command::new(bin);
+            process::clean_env(&mut cmd, &plan.name);
             cmd.args(["--port", "0", "--bind", "127.0.0.1"])
                 .args(&plan.server_args)
                 .env("POD_NAME", &plan.name)

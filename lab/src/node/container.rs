@@ -75,9 +75,13 @@ pub fn args(c: &Container, pod_ip: Ipv4Addr) -> Vec<String> {
     out
 }
 
+/// A container's environment starts empty, as a kubelet's does: the image's
+/// `PATH`, `HOSTNAME` (the pod's name) and the container's `env`
+/// ([`crate::process::clean_env`]).
 pub fn command(server: &Path, pod: &Pod, c: &Container, pod_ip: Ipv4Addr) -> Command {
     let mut cmd = Command::new(server);
     cmd.args(args(c, pod_ip));
+    crate::process::clean_env(&mut cmd, pod.metadata.name.as_deref().unwrap_or_default());
     cmd.envs(env(pod, c, pod_ip));
     cmd
 }
@@ -119,6 +123,44 @@ mod tests {
         assert_eq!(get("POD_IP"), Some("10.244.2.5"));
         assert_eq!(get("APP"), Some("ws"));
         assert_eq!(get("SECRET"), None);
+    }
+
+    #[tokio::test]
+    async fn the_container_gets_its_own_env_and_nothing_of_the_agents() {
+        let mut p = pod();
+        let c = &mut p.spec.as_mut().unwrap().containers[0];
+        // `sh -c env --bind IP`: the container's process prints its environment.
+        c.command = None;
+        c.args = Some(vec!["-c".into(), "env".into()]);
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        let out = command(Path::new("/bin/sh"), &p, &c, Ipv4Addr::new(10, 244, 1, 2))
+            .output()
+            .await
+            .expect("run sh");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort_unstable();
+        // sh itself adds PWD (and may add SHLVL); cargo's test env (CARGO_*,
+        // RUST_*) and the agent's own must not reach the pod.
+        keys.retain(|k| !["PWD", "SHLVL", "_"].contains(k));
+        assert_eq!(
+            keys,
+            [
+                "A",
+                "APP",
+                "HOSTNAME",
+                "NODE_NAME",
+                "PATH",
+                "POD_IP",
+                "POD_NAME"
+            ],
+            "{text}"
+        );
+        assert!(text.contains("HOSTNAME=p1\n"), "{text}");
     }
 
     #[test]
