@@ -28,6 +28,7 @@ pub struct RealCluster {
     kubectl: PathBuf,
     /// The cluster's network namespace (kube-apiserver's), for direct connections.
     netns: std::fs::File,
+    api_pid: String,
 }
 
 impl Drop for RealCluster {
@@ -84,7 +85,12 @@ impl RealCluster {
             .args(["cluster", "up", "--empty", "--nodes", &NODES.to_string()])
             .arg("--bin-dir")
             .arg(cluster_bin)
-            .env("RUST_LOG", "warn,kube_client=off")
+            // The node agent's count of the log bytes it serves (the API
+            // server relays them as they are).
+            .env(
+                "RUST_LOG",
+                "warn,kube_client=off,node_agent::log_bytes=debug",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -130,7 +136,23 @@ impl RealCluster {
             dir,
             kubectl: cluster_bin.join("kubectl"),
             netns,
+            api_pid,
         })
+    }
+
+    /// CPU seconds kube-apiserver has used so far (user + system).
+    pub fn api_cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.api_pid)).unwrap_or_default();
+        // Fields after the `(comm)`: utime and stime are the 12th and 13th.
+        let rest = stat.rsplit(')').next().unwrap_or_default();
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / hz.max(1.0)
     }
 
     pub fn kubectl_path(&self) -> &Path {
@@ -172,6 +194,43 @@ impl RealCluster {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         serde_json::from_str(&self.kubectl(&all, None)?).context("kubectl output is not JSON")
+    }
+
+    fn node_agent_log(&self) -> PathBuf {
+        self.dir.join("logs/node-agent.log")
+    }
+
+    /// The node agent's log length now (see [`Self::log_bytes_since`]).
+    pub fn node_log_mark(&self) -> u64 {
+        std::fs::metadata(self.node_agent_log()).map_or(0, |m| m.len())
+    }
+
+    /// Bytes of pod logs in `ns` the node agent served after `mark`, and in
+    /// how many responses: what the API server relayed to the reader.
+    pub fn log_bytes_since(&self, mark: u64, ns: &str) -> anyhow::Result<(u64, u64)> {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut f =
+            std::fs::File::open(self.node_agent_log()).context("opening the node agent's log")?;
+        f.seek(SeekFrom::Start(mark))?;
+        let mut text = String::new();
+        f.read_to_string(&mut text)?;
+        let prefix = format!("pods/log {ns}/");
+        let (mut bytes, mut responses) = (0, 0);
+        for line in text.lines() {
+            let Some(at) = line.find(&prefix) else {
+                continue;
+            };
+            let Some(n) = line[at..]
+                .strip_suffix(" bytes sent")
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            bytes += n;
+            responses += 1;
+        }
+        Ok((bytes, responses))
     }
 
     fn audit_path(&self) -> PathBuf {
@@ -282,13 +341,25 @@ impl RealCluster {
 }
 
 /// Services `app-0..` with Deployments of `replicas` pods each, in `ns`;
-/// `processes: false` pods run nothing and are Ready at once.
-fn workloads(ns: &str, prefix: &str, count: usize, replicas: u32, processes: bool) -> String {
+/// `processes: false` pods run nothing and are Ready at once; `extra_args`
+/// go to each websocket-server.
+fn workloads(
+    ns: &str,
+    prefix: &str,
+    count: usize,
+    replicas: u32,
+    processes: bool,
+    extra_args: &[&str],
+) -> String {
     let ann = if processes {
         String::new()
     } else {
         "\n      annotations:\n        lab.wsaffinity.dev/processes: \"false\"".to_string()
     };
+    let args = std::iter::once("--port=8080")
+        .chain(extra_args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut s = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n");
     for i in 0..count {
         let name = if count == 1 {
@@ -324,7 +395,7 @@ spec:
       containers:
         - name: server
           image: websocket-server:dev
-          args: [--port=8080]
+          args: [{args}]
           ports:
             - {{name: ws, containerPort: 8080, protocol: TCP}}
           readinessProbe:
@@ -351,7 +422,7 @@ pub async fn check(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::Res
     let setup = Instant::now();
     c.kubectl(
         &["apply", "-f", "-"],
-        Some(&workloads(ns, "app", 200, 10, false)),
+        Some(&workloads(ns, "app", 200, 10, false, &[])),
     )?;
     c.wait_ready(ns, 2000, Duration::from_secs(900))?;
     c.wait_slices(ns, 2000, Duration::from_secs(600))?;
@@ -404,6 +475,8 @@ fn plugin_requests(events: &[Value]) -> Vec<String> {
 
 pub struct PerPod {
     pub plugin_secs: Vec<f64>,
+    /// kube-apiserver's CPU seconds during each plugin run.
+    pub api_cpu_secs: Vec<f64>,
     pub direct_secs: Vec<f64>,
     pub manual_secs: Vec<f64>,
     pub requests: Vec<u64>,
@@ -416,7 +489,7 @@ pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::R
     let ns = "bench-perpod";
     c.kubectl(
         &["apply", "-f", "-"],
-        Some(&workloads(ns, "web", 1, 20, true)),
+        Some(&workloads(ns, "web", 1, 20, true, &[])),
     )?;
     c.wait_ready(ns, 20, Duration::from_secs(300))?;
     c.wait_slices(ns, 20, Duration::from_secs(120))?;
@@ -428,6 +501,7 @@ pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::R
     let names: Vec<String> = pods.iter().map(|(n, _)| n.clone()).collect();
     let mut out = PerPod {
         plugin_secs: vec![],
+        api_cpu_secs: vec![],
         direct_secs: vec![],
         manual_secs: vec![],
         requests: vec![],
@@ -448,7 +522,9 @@ pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::R
     ];
     for _ in 0..repeat {
         let mark = c.audit_mark();
+        let cpu = c.api_cpu_secs();
         let run = run_plugin(plugin, &c.kubeconfig, &args).await?;
+        out.api_cpu_secs.push(c.api_cpu_secs() - cpu);
         if run.code != 0 {
             bail!(
                 "per-pod exited {}: {}",
@@ -506,4 +582,147 @@ async fn manual(c: &RealCluster, ns: &str, pods: &[String], connect: usize) -> a
         let _ = child.wait().await;
     }
     Ok(start.elapsed().as_secs_f64())
+}
+
+pub struct Logs {
+    pub plugin_secs: Vec<f64>,
+    pub plugin_bytes_per_pod: Vec<f64>,
+    pub loop_secs: Vec<f64>,
+    pub loop_bytes_per_pod: Vec<f64>,
+    pub requests: Vec<u64>,
+}
+
+/// Pods of the `logs` row, and the lines each has logged before it serves.
+const LOG_PODS: u64 = 50;
+const LOG_LINES: &str = "--log-history=100000";
+
+/// `logs svc/chatty` over 50 pods whose logs hold 100,000 lines each
+/// (`websocket-server --log-history`), through the real API server and node
+/// agent, vs the loop a user writes today: `kubectl logs --tail=500` per
+/// pod, the same 500 lines the plugin asks for, grepped for the last count.
+pub async fn logs(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::Result<Logs> {
+    let ns = "bench-logs";
+    c.kubectl(
+        &["apply", "-f", "-"],
+        Some(&workloads(
+            ns,
+            "chatty",
+            1,
+            LOG_PODS as u32,
+            true,
+            &[LOG_LINES],
+        )),
+    )?;
+    c.wait_ready(ns, LOG_PODS, Duration::from_secs(300))?;
+    c.wait_slices(ns, LOG_PODS, Duration::from_secs(120))?;
+    // Ready is `listening on`; the node agent may still be reading the
+    // history from the pipes. Wait (untimed) until every log ends with the
+    // real count.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let run = run_plugin(
+            plugin,
+            &c.kubeconfig,
+            &["logs", "svc/chatty", "-n", ns, "-o", "json"],
+        )
+        .await?;
+        let zeros = serde_json::from_str::<Value>(&run.stdout).map_or(0, |j| zero_counts(&j));
+        if zeros == LOG_PODS {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{ns}: {zeros} of {LOG_PODS} logs end with `Active connections: 0` after 120 s");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let mut out = Logs {
+        plugin_secs: vec![],
+        plugin_bytes_per_pod: vec![],
+        loop_secs: vec![],
+        loop_bytes_per_pod: vec![],
+        requests: vec![],
+    };
+    let script = format!(
+        "for p in $(kubectl get pods -n {ns} -l app=chatty -o name); do \
+           printf '%s ' \"$p\"; kubectl logs -n {ns} --tail=500 \"$p\" | grep 'Active connections' | tail -n 1; \
+         done"
+    );
+    let kubectl_dir = c
+        .kubectl_path()
+        .parent()
+        .context("kubectl without a directory")?
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        kubectl_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for _ in 0..repeat {
+        let (audit, node) = (c.audit_mark(), c.node_log_mark());
+        let run = run_plugin(
+            plugin,
+            &c.kubeconfig,
+            &["logs", "svc/chatty", "-n", ns, "-o", "json"],
+        )
+        .await?;
+        if run.code != 0 {
+            bail!(
+                "logs exited {}: {}",
+                run.code,
+                run.stdout.chars().take(300).collect::<String>()
+            );
+        }
+        let json: Value = serde_json::from_str(&run.stdout).context("logs -o json is not JSON")?;
+        let counted = zero_counts(&json);
+        if counted != LOG_PODS {
+            bail!("logs found the count 0 in {counted} of {LOG_PODS} pods");
+        }
+        out.requests
+            .push(plugin_requests(&c.audit_since(audit)?).len() as u64);
+        let (bytes, _) = c.log_bytes_since(node, ns)?;
+        out.plugin_secs.push(run.secs);
+        out.plugin_bytes_per_pod
+            .push(bytes as f64 / LOG_PODS as f64);
+
+        let node = c.node_log_mark();
+        let start = Instant::now();
+        let shell = tokio::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .context("cannot run the kubectl logs loop")?;
+        let secs = start.elapsed().as_secs_f64();
+        let text = String::from_utf8_lossy(&shell.stdout);
+        let zeros = text
+            .lines()
+            .filter(|l| l.ends_with("Active connections: 0"))
+            .count() as u64;
+        if !shell.status.success() || zeros != LOG_PODS {
+            bail!(
+                "the kubectl logs loop found the count 0 in {zeros} of {LOG_PODS} pods: {}",
+                String::from_utf8_lossy(&shell.stderr)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            );
+        }
+        let (bytes, _) = c.log_bytes_since(node, ns)?;
+        out.loop_secs.push(secs);
+        out.loop_bytes_per_pod.push(bytes as f64 / LOG_PODS as f64);
+    }
+    Ok(out)
+}
+
+/// Pods whose count `logs -o json` read as 0.
+fn zero_counts(json: &Value) -> u64 {
+    json["observations"]["logs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["active"] == 0)
+        .count() as u64
 }
