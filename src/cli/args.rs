@@ -307,7 +307,7 @@ pub struct PerPodArgs {
     #[arg(value_name = "TARGET", value_parser = parse_target)]
     pub target: Option<TargetSpec>,
 
-    /// WebSocket connections to open to each pod, one port-forward each
+    /// WebSocket connections to open to each pod, all through one port-forward per pod
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub connect: u32,
 

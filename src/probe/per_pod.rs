@@ -1,10 +1,10 @@
 //! `per-pod`: test every pod behind a Service directly over port-forward.
 //!
 //! For each pod (`parallel` pods at once), read its `Active connections`
-//! line, open `connect` WebSocket connections — one port-forward each, in its
-//! own task — hold them while reading the log again, close them all and join
-//! every forwarder, then read the log once more (outside the pod's slot: the
-//! next pod starts meanwhile). A pod's failure is recorded in its
+//! line while one port-forward opens for all its connections, open `connect`
+//! WebSocket connections through it, each in its own task, hold them while
+//! reading the log again, close them all and end the forward, then read the
+//! log once more (outside the pod's slot: the next pod starts meanwhile). A pod's failure is recorded in its
 //! [`PodProbe`] and never stops the other pods.
 //!
 //! Progress goes out as [`Event`]s; this module prints nothing.
