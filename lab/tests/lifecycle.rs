@@ -86,8 +86,9 @@ async fn library_drop_and_shutdown_leave_no_child() {
     assert_eq!(server_children(me), [], "no child after shutdown");
 }
 
-/// Start `wsaffinity-lab up`, wait for it to run, return it and its pod pids.
-fn start_up() -> (std::process::Child, Vec<u32>) {
+/// Start `wsaffinity-lab up`, wait for it to run, return it, its pod pids
+/// and its kubeconfig.
+fn start_up() -> (std::process::Child, Vec<u32>, std::path::PathBuf) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsaffinity-lab"))
         .arg("up")
         .stdin(Stdio::null())
@@ -97,15 +98,17 @@ fn start_up() -> (std::process::Child, Vec<u32>) {
         .expect("wsaffinity-lab up starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let mut saw_kubeconfig = false;
+    let mut kubeconfig = None;
     for line in lines.by_ref().take(50) {
         let line = line.expect("line");
-        saw_kubeconfig |= line.starts_with("export KUBECONFIG=");
+        if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
+            kubeconfig = Some(std::path::PathBuf::from(path.trim()));
+        }
         if line.starts_with("Running") {
             break;
         }
     }
-    assert!(saw_kubeconfig, "up prints the kubeconfig export line");
+    let kubeconfig = kubeconfig.expect("up prints the kubeconfig export line");
     // Keep draining stdout so the lab never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
     let pods: Vec<u32> = server_children(child.id())
@@ -113,12 +116,12 @@ fn start_up() -> (std::process::Child, Vec<u32>) {
         .map(|(p, _)| p)
         .collect();
     assert_eq!(pods.len(), 2, "up runs the dev overlay's two pods");
-    (child, pods)
+    (child, pods, kubeconfig)
 }
 
 #[test]
 fn binary_stops_children_on_sigint_and_when_killed() {
-    let (mut lab, pods) = start_up();
+    let (mut lab, pods, kubeconfig) = start_up();
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(lab.id() as i32, libc::SIGINT) };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -131,11 +134,16 @@ fn binary_stops_children_on_sigint_and_when_killed() {
     };
     assert!(status.success(), "clean exit after Ctrl-C: {status}");
     assert!(wait_gone(&pods), "pod processes stopped after Ctrl-C");
+    assert!(!kubeconfig.exists(), "Ctrl-C removes the kubeconfig");
 
     if cfg!(target_os = "linux") {
-        let (mut lab, pods) = start_up();
+        let (mut lab, pods, kubeconfig) = start_up();
         lab.kill().expect("SIGKILL the lab");
         let _ = lab.wait();
+        // A SIGKILLed lab cannot remove its kubeconfig directory: the test does.
+        if let Some(dir) = kubeconfig.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         assert!(
             wait_gone(&pods),
             "PDEATHSIG takes the pods down with a SIGKILLed lab"
