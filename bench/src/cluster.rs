@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::plugin::{direct_from, run_plugin};
+use crate::plugin::{direct_from, per_pod_args, run_plugin};
 
 /// Nodes for 2,000 pods: the node agent's nodes take 250 pods each.
 const NODES: u8 = 9;
@@ -506,20 +506,7 @@ pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::R
         manual_secs: vec![],
         requests: vec![],
     };
-    let args = [
-        "per-pod",
-        "svc/web",
-        "-n",
-        ns,
-        "--connect",
-        "10",
-        "--parallel",
-        "4",
-        "--hold",
-        "0s",
-        "-o",
-        "json",
-    ];
+    let args = per_pod_args(ns);
     for _ in 0..repeat {
         let mark = c.audit_mark();
         let cpu = c.api_cpu_secs();

@@ -99,6 +99,25 @@ impl Run {
     }
 }
 
+/// The per-pod command both per-pod rows (lab and real API) time:
+/// `per-pod svc/web --connect 10 --parallel 4 --hold 0s -o json`.
+pub(crate) fn per_pod_args(ns: &str) -> [&str; 12] {
+    [
+        "per-pod",
+        "svc/web",
+        "-n",
+        ns,
+        "--connect",
+        "10",
+        "--parallel",
+        "4",
+        "--hold",
+        "0s",
+        "-o",
+        "json",
+    ]
+}
+
 /// Runs `plugin args…` with the lab's kubeconfig, capturing its output.
 /// Waits with wait4; the peak RSS is the child's own VmHWM, sampled.
 pub(crate) async fn run_plugin(
@@ -245,20 +264,7 @@ pub async fn per_pod(plugin: &Path, repeat: usize) -> anyhow::Result<PerPod> {
         fixed_secs: vec![],
         peak_rss_kib: vec![],
     };
-    let args = [
-        "per-pod",
-        "svc/web",
-        "-n",
-        ns,
-        "--connect",
-        "10",
-        "--parallel",
-        "4",
-        "--hold",
-        "0s",
-        "-o",
-        "json",
-    ];
+    let args = per_pod_args(ns);
     for _ in 0..repeat {
         let run = run_plugin(plugin, lab.kubeconfig_path(), &args).await?;
         if run.code != 0 {

@@ -4,8 +4,9 @@
 //! line while one port-forward opens for all its connections, open `connect`
 //! WebSocket connections through it, each in its own task, hold them while
 //! reading the log again, close them all and end the forward, then read the
-//! log once more (outside the pod's slot: the next pod starts meanwhile). A pod's failure is recorded in its
-//! [`PodProbe`] and never stops the other pods.
+//! log once more (outside the pod's slot: the next pod starts meanwhile). A
+//! pod's failure is recorded in its [`PodProbe`] and never stops the other
+//! pods.
 //!
 //! Progress goes out as [`Event`]s; this module prints nothing.
 

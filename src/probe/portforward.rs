@@ -86,12 +86,7 @@ pub async fn run_connection(
     cancel: Cancel,
 ) -> Outcome {
     let limit = spec.client.timeout;
-    let mut opened_tx = Some(opened);
-    let mut report = |o: &Opened| {
-        if let Some(tx) = opened_tx.take() {
-            let _ = tx.send(o.clone());
-        }
-    };
+    let mut report = reporter(opened);
 
     // 1. The port-forward upgrade.
     let ports = [spec.port];
@@ -105,6 +100,16 @@ pub async fn run_connection(
         () = cancel.cancelled() => return failed_open(&mut report, "interrupted".to_string()),
     };
     run_over_forwarder(forwarder, spec, &mut report, release, cancel).await
+}
+
+/// Sends the first [`Opened`] it is given to `opened`, then nothing.
+fn reporter(opened: oneshot::Sender<Opened>) -> impl FnMut(&Opened) {
+    let mut opened = Some(opened);
+    move |o: &Opened| {
+        if let Some(tx) = opened.take() {
+            let _ = tx.send(o.clone());
+        }
+    }
 }
 
 fn failed_open(report: &mut impl FnMut(&Opened), error: String) -> Outcome {
@@ -168,12 +173,7 @@ pub async fn run_shared_connection(
     release: watch::Receiver<bool>,
     cancel: Cancel,
 ) -> Outcome {
-    let mut opened_tx = Some(opened);
-    let mut report = |o: &Opened| {
-        if let Some(tx) = opened_tx.take() {
-            let _ = tx.send(o.clone());
-        }
-    };
+    let mut report = reporter(opened);
     let error_rx = async move { error_rx.await.ok() };
     run_over_stream(stream, error_rx, spec, &mut report, release, cancel).await
 }
