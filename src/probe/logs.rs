@@ -2,8 +2,10 @@
 //!
 //! Split as stern is: [`pattern`] (pure line parsing), [`pods`] (which pods
 //! and containers), [`tail`] (one bounded read of one pod, and all pods with
-//! bounded concurrency), [`follow`] (one stream per pod and the coordinator).
+//! bounded concurrency), [`follow`] (one stream per pod and the coordinator),
+//! [`feed`] (one pod's counts as they are logged, for `per-pod`).
 
+pub mod feed;
 pub mod follow;
 pub mod lines;
 pub mod pattern;

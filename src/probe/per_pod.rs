@@ -1,12 +1,12 @@
 //! `per-pod`: test every pod behind a Service directly over port-forward.
 //!
 //! For each pod (`parallel` pods at once), read its `Active connections`
-//! line while one port-forward opens for all its connections, open `connect`
-//! WebSocket connections through it, each in its own task, hold them while
-//! reading the log again, close them all and end the forward, then read the
-//! log once more (outside the pod's slot: the next pod starts meanwhile). A
-//! pod's failure is recorded in its [`PodProbe`] and never stops the other
-//! pods.
+//! line and open a stream of its log while one port-forward opens for all
+//! its connections, open `connect` WebSocket connections through it, each in
+//! its own task, hold them until the log shows them, close them all and end
+//! the forward, then wait for the log to show them closed (outside the pod's
+//! slot: the next pod starts meanwhile). A pod's failure is recorded in its
+//! [`PodProbe`] and never stops the other pods.
 //!
 //! Progress goes out as [`Event`]s; this module prints nothing.
 
@@ -23,9 +23,13 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+mod count;
+
 use super::portforward::{Cancel, ConnectionSpec, Outcome, run_connection, run_shared_connection};
 use super::shared_forward::{MAX_CHANNELS, SharedForward};
 use super::websocket::{ClientOptions, human};
+pub use count::{PodCount, Start};
+
 use crate::ports;
 use crate::snapshot::{Identity, Percentiles, PodLog, PodProbe, Snapshot};
 
@@ -186,6 +190,18 @@ pub type Remarks = (Option<String>, Option<String>);
 pub trait ActiveReader: Send + Sync {
     fn active<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Option<u64>>;
 
+    /// The count before the pod's test, and a feed of the counts logged
+    /// after it when the reader has one (else `active` is polled). By
+    /// default one reading, no feed.
+    fn start<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Start> {
+        Box::pin(async move {
+            Start {
+                before: self.active(target).await,
+                feed: None,
+            }
+        })
+    }
+
     /// What the pod's last reading said besides the count: why there was
     /// none (`error`), or a remark on it (`note`). `(None, None)` by default.
     fn remarks(&self, _pod: &str) -> Remarks {
@@ -221,7 +237,76 @@ impl ActiveReader for KubeActiveReader {
             }
         })
     }
+
+    /// The tail read and the follow stream at once (both overlap the
+    /// port-forward's opening): the stream's counts are those logged after
+    /// the tail's newest match. Without a timed match the stream is dropped
+    /// unopened (a kubelet holds back the headers of a silent pod's stream);
+    /// when it cannot be opened in time, the log is polled instead.
+    fn start<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Start> {
+        Box::pin(async move {
+            use crate::probe::logs::feed::{CountFeed, FeedStream};
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+            let container = target.container.as_deref();
+            let mut open = std::pin::pin!(tokio::time::timeout(
+                FEED_OPEN,
+                FeedStream::open(&api, &target.name, container),
+            ));
+            let mut tail = std::pin::pin!(crate::probe::logs::read_tail(
+                &self.client,
+                &self.namespace,
+                &target.name,
+                container,
+                &self.pattern,
+                crate::probe::logs::TailLimits::default(),
+            ));
+            let mut opened = None;
+            let tail = loop {
+                tokio::select! {
+                    t = &mut tail => break t,
+                    s = &mut open, if opened.is_none() => opened = Some(s),
+                }
+            };
+            let latest = match tail {
+                Ok(read) => read.latest,
+                Err(e) => {
+                    tracing::debug!("log of pod/{}: {e}", target.name);
+                    None
+                }
+            };
+            let Some(after) = latest.and_then(|m| m.time) else {
+                return Start {
+                    before: latest.map(|m| m.active),
+                    feed: None,
+                };
+            };
+            let opened = match opened {
+                Some(o) => o,
+                None => open.await,
+            };
+            let feed = match opened {
+                Ok(Ok(stream)) => Some(CountFeed::start(stream, self.pattern.clone(), after)),
+                Ok(Err(e)) => {
+                    tracing::debug!("log stream of pod/{}: {e}; polling", target.name);
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!("log stream of pod/{} did not open; polling", target.name);
+                    None
+                }
+            };
+            Start {
+                before: latest.map(|m| m.active),
+                feed,
+            }
+        })
+    }
 }
+
+/// How long the log stream may take to open before the log is polled
+/// instead: a kubelet sends the headers with the first line, at once for a
+/// pod that has logged anything.
+const FEED_OPEN: Duration = Duration::from_secs(5);
 
 /// `per-pod --metric`: the gauge on the pod's metrics endpoint, each reading
 /// through its own port-forward (the same scrape and selection as `logs
@@ -355,9 +440,9 @@ pub async fn run(
                 if cancel.is_cancelled() {
                     return None;
                 }
-                let mut probe = connect_pod(api, &t, opts, logs, progress, cancel).await;
+                let (mut probe, count) = connect_pod(api, &t, opts, logs, progress, cancel).await;
                 drop(slot);
-                read_after(&mut probe, &t, logs, cancel).await;
+                read_after(&mut probe, count, cancel).await;
                 progress.event(Event::Done(probe.clone()));
                 Some(probe)
             }
@@ -369,22 +454,22 @@ pub async fn run(
         .await
 }
 
-/// How long the log is polled after closing for the count to come back.
+/// How long the log is watched after closing for the count to come back.
 const AFTER_WAIT: Duration = Duration::from_secs(3);
-/// Between two log reads while polling.
-const LOG_POLL: Duration = Duration::from_millis(250);
+/// How long, at least, the log is watched for the connections held.
+const LOG_GRACE: Duration = Duration::from_secs(1);
 
 /// One pod up to the read after: the log before, the connections, the log
 /// while they are open, then every connection closed and every forwarder
 /// joined. Never fails: errors land in the returned [`PodProbe`].
-async fn connect_pod(
+async fn connect_pod<'a>(
     api: Api<Pod>,
-    target: &PodTarget,
+    target: &'a PodTarget,
     opts: &PerPodOptions,
-    logs: &dyn ActiveReader,
+    logs: &'a dyn ActiveReader,
     progress: &dyn Progress,
     cancel: &Cancel,
-) -> PodProbe {
+) -> (PodProbe, Option<PodCount<'a>>) {
     let mut probe = PodProbe {
         pod: target.name.clone(),
         node: target.node.clone(),
@@ -397,7 +482,7 @@ async fn connect_pod(
         Err(e) => {
             probe.failed = opts.connect;
             probe.error = Some(e.clone());
-            return probe;
+            return (probe, None);
         }
     };
     probe.port = port;
@@ -433,8 +518,9 @@ async fn connect_pod(
             }
         }
     }));
-    let (before, shared) = tokio::join!(logs.active(target), open_all);
-    probe.logged_active_before = before;
+    let (start, shared) = tokio::join!(logs.start(target), open_all);
+    let mut count = PodCount::new(logs, target, start);
+    probe.logged_active_before = count.before;
 
     // Every connection in its own task.
     let (release_tx, release_rx) = watch::channel(false);
@@ -502,21 +588,17 @@ async fn connect_pod(
             pod: pod.clone(),
             ok,
         });
-        let expected = probe.logged_active_before.unwrap_or(0) + u64::from(ok);
+        let expected = count.before.unwrap_or(0) + u64::from(ok);
         let deadline = Instant::now() + opts.hold;
-        let polling = async {
-            let mut seen: Option<u64> = None;
-            // Bounded by the deadline.
-            loop {
-                seen = seen.max(logs.active(target).await);
-                if seen.is_some_and(|s| s >= expected) || Instant::now() + LOG_POLL >= deadline {
-                    break seen;
-                }
-                tokio::time::sleep(LOG_POLL).await;
-            }
+        // A pod that logs its count gets a moment to log the last
+        // connections even with `--hold 0s`.
+        let log_deadline = match count.before {
+            Some(_) => deadline.max(Instant::now() + LOG_GRACE),
+            None => deadline,
         };
+        let reading = count.readings_until(|r| r.is_some_and(|n| n >= expected), log_deadline);
         probe.logged_active_during = tokio::select! {
-            seen = polling => seen,
+            seen = reading => seen.into_iter().flatten().max(),
             () = cancel.cancelled() => None,
         };
         tokio::select! {
@@ -553,30 +635,24 @@ async fn connect_pod(
     }
 
     summarise(&mut probe, &outcomes);
-    probe
+    (probe, Some(count))
 }
 
 /// After: with every connection closed, the count should come back to where
-/// it was. Polled for up to [`AFTER_WAIT`] when the log was read while the
-/// connections were open.
-async fn read_after(
-    probe: &mut PodProbe,
-    target: &PodTarget,
-    logs: &dyn ActiveReader,
-    cancel: &Cancel,
-) {
-    if probe.logged_active_during.is_some() && !cancel.is_cancelled() {
-        let before = probe.logged_active_before.unwrap_or(0);
-        let deadline = Instant::now() + AFTER_WAIT;
-        loop {
-            let now = logs.active(target).await;
-            probe.logged_active_after = now;
-            if now.is_none_or(|n| n <= before) || Instant::now() + LOG_POLL >= deadline {
-                break;
-            }
-            tokio::time::sleep(LOG_POLL).await;
-        }
+/// it was. Waited for up to [`AFTER_WAIT`] when the log was read while the
+/// connections were open; a failed reading ends the wait.
+async fn read_after(probe: &mut PodProbe, count: Option<PodCount<'_>>, cancel: &Cancel) {
+    let Some(mut count) = count else { return };
+    if probe.logged_active_during.is_none() || cancel.is_cancelled() {
+        return;
     }
+    let before = probe.logged_active_before.unwrap_or(0);
+    let deadline = Instant::now() + AFTER_WAIT;
+    let reading = count.readings_until(|r| r.is_none_or(|n| n <= before), deadline);
+    probe.logged_active_after = tokio::select! {
+        seen = reading => seen.last().copied().flatten(),
+        () = cancel.cancelled() => None,
+    };
 }
 
 /// Folds the connections' outcomes into the pod's probe.

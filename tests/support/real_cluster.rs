@@ -269,6 +269,33 @@ impl RealCluster {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl JSON: {e}\n{out}"))
     }
 
+    /// The API server's audit log's length now: requests completed after
+    /// this mark are in [`Self::audit_since`].
+    pub fn audit_mark(&self) -> u64 {
+        std::fs::metadata(self.dir.join("logs/audit.log")).map_or(0, |m| m.len())
+    }
+
+    /// `(user agent, verb, request URI)` of every request completed after
+    /// `mark`, as the API server's audit log records it. Waits a moment: the
+    /// API server writes each event as the request completes.
+    pub fn audit_since(&self, mark: u64) -> Vec<(String, String, String)> {
+        use std::io::{Read, Seek, SeekFrom};
+        std::thread::sleep(Duration::from_millis(500));
+        let mut text = String::new();
+        let mut f =
+            std::fs::File::open(self.dir.join("logs/audit.log")).expect("the audit log exists");
+        f.seek(SeekFrom::Start(mark)).expect("seek");
+        f.read_to_string(&mut text).expect("read the audit log");
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["stage"] == "ResponseComplete")
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                (s("userAgent"), s("verb"), s("requestURI"))
+            })
+            .collect()
+    }
+
     pub fn apply(&self, yaml: &str) {
         self.kubectl_as(&self.kubeconfig, &["apply", "-f", "-"], Some(yaml))
             .unwrap_or_else(|e| panic!("{e}"));
