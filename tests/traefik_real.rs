@@ -109,6 +109,29 @@ fn wait_routed(c: &RealCluster, host: &str) {
     );
 }
 
+/// Waits until Traefik balances new clients over `pods` servers: cookie-less
+/// upgrades get that many distinct sticky cookies. Pods Ready and a route in
+/// place are not enough: Traefik may not have read every endpoint yet.
+fn wait_balanced(c: &RealCluster, host: &str, pods: usize) {
+    let addr = ingress_addr(c);
+    wait_until(
+        &format!("Traefik balances {host} over {pods} pods"),
+        Duration::from_secs(30),
+        || {
+            let cookies: BTreeSet<String> = (0..pods * 2)
+                .filter_map(|_| upgrade_status(addr, host))
+                .filter_map(|head| {
+                    head.lines()
+                        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+                        .and_then(|l| l.split(';').next())
+                        .map(str::to_string)
+                })
+                .collect();
+            cookies.len() >= pods
+        },
+    );
+}
+
 fn upgrade_status(addr: SocketAddr, host: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
@@ -181,6 +204,7 @@ fn sticky_cookie_pins_each_client_and_check_predicts_the_cookie_traefik_sets() {
     let ns = "websocket-app-dev";
     c.wait_ready(ns, 3, Duration::from_secs(90));
     wait_routed(c, "websocket-dev.example.com");
+    wait_balanced(c, "websocket-dev.example.com", 3);
 
     // The command, as a user types it (URL from the Ingress).
     let r = resolve(c, "websocket-dev.example.com");
