@@ -14,9 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -53,9 +53,10 @@ pub async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, r
                 let registry = registry.clone();
                 async move { Ok::<_, Infallible>(route(registry, req)) }
             });
-            let conn = http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), svc)
-                .with_upgrades();
+            // HTTP/2 when the client offers it (the API server does for
+            // pods/log, as to a kubelet), HTTP/1.1 for the upgrades.
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             if let Err(e) = conn.await {
                 tracing::debug!("kubelet API connection: {e}");
             }
