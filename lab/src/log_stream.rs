@@ -88,16 +88,45 @@ pub(crate) fn respond_log(
         timestamps: query.timestamps,
         on_bytes: Box::new(on_bytes),
     };
+    let silent = first.is_empty();
     let tail = futures::stream::unfold(follow, Follow::next_chunk);
     let stream = futures::stream::once(async move { first })
         .chain(tail)
         .filter(|b| futures::future::ready(!b.is_empty()))
         .map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
-    Response::builder()
+    let mut res = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/plain")
         .body(StreamBody::new(stream).boxed_unsync())
-        .unwrap_or_else(|_| respond::text(StatusCode::INTERNAL_SERVER_ERROR, ""))
+        .unwrap_or_else(|_| respond::text(StatusCode::INTERNAL_SERVER_ERROR, ""));
+    if silent {
+        res.extensions_mut().insert(HeadersAtFirstByte);
+    }
+    res
+}
+
+/// Marks a follow response with nothing to send yet: see [`headers_at_first_byte`].
+#[derive(Clone, Copy, Debug)]
+struct HeadersAtFirstByte;
+
+/// A kubelet sends a log response's headers with its first byte (Go's
+/// ResponseWriter writes them on the first Write, and `getContainerLogs`
+/// never calls WriteHeader), and the API server relays headers only once it
+/// has the kubelet's: the follow stream of a container that has logged
+/// nothing opens when it first logs, or ends empty when it stops. A marked
+/// response is held until then; any other is returned as it is.
+pub(crate) async fn headers_at_first_byte(res: Response<Body>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    if res.extensions().get::<HeadersAtFirstByte>().is_none() {
+        return res;
+    }
+    let (parts, mut body) = res.into_parts();
+    let first = body.frame().await;
+    let first = futures::stream::iter(first);
+    let rest = futures::stream::unfold(body, |mut body| async move {
+        body.frame().await.map(|frame| (frame, body))
+    });
+    Response::from_parts(parts, StreamBody::new(first.chain(rest)).boxed_unsync())
 }
 
 /// The state of one `follow=true` stream.

@@ -287,6 +287,62 @@ async fn logs_options_and_follow() {
 }
 
 #[tokio::test]
+async fn a_silent_pods_follow_gets_its_headers_with_the_first_line_as_from_a_kubelet() {
+    use futures::{AsyncBufReadExt, StreamExt};
+    use std::time::Duration;
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: quiet, namespace: t, \
+        annotations: {lab.wsaffinity.dev/processes: \"false\"}}\nspec:\n  replicas: 2\n  \
+        selector: {matchLabels: {app: q}}\n  template:\n    metadata: {labels: {app: q}}\n    \
+        spec: {containers: [{name: c, image: i}]}\n";
+    let lab = Lab::start(LabOptions::new(Scenario::Yaml(yaml.into())))
+        .await
+        .expect("lab");
+    let (pod, other) = (lab.pods("t")[0].clone(), lab.pods("t")[1].clone());
+    let pods: Api<Pod> = Api::namespaced(client(&lab).await, "t");
+    let follow = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+
+    // Nothing logged: no response yet (a kubelet writes no headers before
+    // the first byte, and the API server relays none before the kubelet's).
+    let opening = pods.log_stream(&pod, &follow);
+    tokio::pin!(opening);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut opening)
+            .await
+            .is_err(),
+        "the follow of a silent pod answered before it logged"
+    );
+    lab.append_log("t", &pod, "first\n");
+    let stream = tokio::time::timeout(Duration::from_secs(5), opening)
+        .await
+        .expect("headers once the pod logs")
+        .expect("follow");
+    let mut lines = stream.lines();
+    assert_eq!(lines.next().await.expect("line").expect("ok"), "first");
+    drop(lines);
+
+    // A pod with a log answers at once.
+    let stream = tokio::time::timeout(Duration::from_secs(5), pods.log_stream(&pod, &follow))
+        .await
+        .expect("headers at once")
+        .expect("follow");
+    drop(stream);
+
+    // A client that gives up before the first byte leaves nothing open.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(200), pods.log_stream(&other, &follow));
+    assert!(gave_up.await.is_err(), "the other pod is silent too");
+    eventually(
+        "the follows stayed open after the client dropped them",
+        Duration::from_secs(5),
+        || lab.counts().open_log_follows == 0,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn tls_kubeconfig_works_with_kube_rs() {
     let lab = Lab::start(LabOptions {
         scenario: Scenario::DevOverlay,

@@ -61,7 +61,11 @@ where
     let _open = state.counters.open(Open::Connection);
     let svc = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(api::handle(state, req).await) }
+        async move {
+            let res = api::handle(state, req).await;
+            // pods/log follow of a silent container: headers with the first byte.
+            Ok::<_, Infallible>(crate::log_stream::headers_at_first_byte(res).await)
+        }
     });
     let conn = http1::Builder::new()
         .serve_connection(TokioIo::new(io), svc)

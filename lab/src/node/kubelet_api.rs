@@ -51,7 +51,10 @@ pub async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, r
             };
             let svc = service_fn(move |req| {
                 let registry = registry.clone();
-                async move { Ok::<_, Infallible>(route(registry, req)) }
+                async move {
+                    let res = route(registry, req);
+                    Ok::<_, Infallible>(crate::log_stream::headers_at_first_byte(res).await)
+                }
             });
             // HTTP/2 when the client offers it (the API server does for
             // pods/log, as to a kubelet), HTTP/1.1 for the upgrades.
