@@ -331,7 +331,8 @@ pub struct PerPodArgs {
     #[arg(long)]
     pub no_echo: bool,
 
-    /// How long all connections to a pod stay open together, e.g. 2s, 1m
+    /// How long all connections to a pod stay open together, e.g. 2s, 1m (at
+    /// least until the pod's log shows them, up to 1s, when it logs a count)
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = config::parse_duration)]
     pub hold: Duration,
 
