@@ -194,15 +194,23 @@ async fn kube_rs_lists_with_selectors_and_gets_404_status() {
     lab.shutdown().await;
 }
 
+/// A lab whose namespace `t` has `replicas` pods that run no process, so
+/// their logs hold only what a test appends.
+async fn quiet_pods(replicas: u32) -> Lab {
+    let yaml = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: quiet, namespace: t, \
+        annotations: {{lab.wsaffinity.dev/processes: \"false\"}}}}\nspec:\n  replicas: {replicas}\n  \
+        selector: {{matchLabels: {{app: q}}}}\n  template:\n    metadata: {{labels: {{app: q}}}}\n    \
+        spec: {{containers: [{{name: c, image: i}}]}}\n"
+    );
+    Lab::start(LabOptions::new(Scenario::Yaml(yaml)))
+        .await
+        .expect("lab")
+}
+
 #[tokio::test]
 async fn logs_options_and_follow() {
-    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: quiet, namespace: t, \
-        annotations: {lab.wsaffinity.dev/processes: \"false\"}}\nspec:\n  replicas: 1\n  \
-        selector: {matchLabels: {app: q}}\n  template:\n    metadata: {labels: {app: q}}\n    \
-        spec: {containers: [{name: c, image: i}]}\n";
-    let lab = Lab::start(LabOptions::new(Scenario::Yaml(yaml.into())))
-        .await
-        .expect("lab");
+    let lab = quiet_pods(1).await;
     let pod = lab.pods("t")[0].clone();
     let pods: Api<Pod> = Api::namespaced(client(&lab).await, "t");
     assert_eq!(
@@ -290,13 +298,7 @@ async fn logs_options_and_follow() {
 async fn a_silent_pods_follow_gets_its_headers_with_the_first_line_as_from_a_kubelet() {
     use futures::{AsyncBufReadExt, StreamExt};
     use std::time::Duration;
-    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: quiet, namespace: t, \
-        annotations: {lab.wsaffinity.dev/processes: \"false\"}}\nspec:\n  replicas: 2\n  \
-        selector: {matchLabels: {app: q}}\n  template:\n    metadata: {labels: {app: q}}\n    \
-        spec: {containers: [{name: c, image: i}]}\n";
-    let lab = Lab::start(LabOptions::new(Scenario::Yaml(yaml.into())))
-        .await
-        .expect("lab");
+    let lab = quiet_pods(2).await;
     let (pod, other) = (lab.pods("t")[0].clone(), lab.pods("t")[1].clone());
     let pods: Api<Pod> = Api::namespaced(client(&lab).await, "t");
     let follow = LogParams {
