@@ -38,12 +38,11 @@ pub async fn run(config: &Config, pp: &PerPodConfig, out: &mut dyn Write) -> any
     let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let reader: Box<dyn ActiveReader> = match &pp.metric {
         Some(source) => metric_reader(&kube, &api, &snapshot.pods, &targets, source).await?,
-        None => Box::new(KubeActiveReader {
-            client: kube.client.clone(),
-            namespace: kube.namespace.clone(),
-            pattern: ActivePattern::new(DEFAULT_PATTERN)
-                .context("the Active connections pattern")?,
-        }),
+        None => Box::new(KubeActiveReader::new(
+            kube.client.clone(),
+            kube.namespace.clone(),
+            ActivePattern::new(DEFAULT_PATTERN).context("the Active connections pattern")?,
+        )),
     };
     let opts = options(pp);
 

@@ -24,11 +24,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 mod count;
+mod log_reader;
 
 use super::portforward::{Cancel, ConnectionSpec, Outcome, run_connection, run_shared_connection};
 use super::shared_forward::{MAX_CHANNELS, SharedForward};
 use super::websocket::{ClientOptions, human};
 pub use count::{PodCount, Start};
+pub use log_reader::KubeActiveReader;
 
 use crate::ports;
 use crate::snapshot::{Identity, Percentiles, PodLog, PodProbe, Snapshot};
@@ -208,105 +210,6 @@ pub trait ActiveReader: Send + Sync {
         (None, None)
     }
 }
-
-/// The log reader of the `logs` command, over the kube API.
-pub struct KubeActiveReader {
-    pub client: kube::Client,
-    pub namespace: String,
-    pub pattern: crate::probe::logs::ActivePattern,
-}
-
-impl ActiveReader for KubeActiveReader {
-    fn active<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Option<u64>> {
-        Box::pin(async move {
-            let read = crate::probe::logs::read_tail(
-                &self.client,
-                &self.namespace,
-                &target.name,
-                target.container.as_deref(),
-                &self.pattern,
-                crate::probe::logs::TailLimits::default(),
-            )
-            .await;
-            match read {
-                Ok(read) => read.latest.map(|m| m.active),
-                Err(e) => {
-                    tracing::debug!("log of pod/{}: {e}", target.name);
-                    None
-                }
-            }
-        })
-    }
-
-    /// The tail read and the follow stream at once (both overlap the
-    /// port-forward's opening): the stream's counts are those logged after
-    /// the tail's newest match. Without a timed match the stream is dropped
-    /// unopened (a kubelet holds back the headers of a silent pod's stream);
-    /// when it cannot be opened in time, the log is polled instead.
-    fn start<'a>(&'a self, target: &'a PodTarget) -> BoxFuture<'a, Start> {
-        Box::pin(async move {
-            use crate::probe::logs::feed::{CountFeed, FeedStream};
-            let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
-            let container = target.container.as_deref();
-            let mut open = std::pin::pin!(tokio::time::timeout(
-                FEED_OPEN,
-                FeedStream::open(&api, &target.name, container),
-            ));
-            let mut tail = std::pin::pin!(crate::probe::logs::read_tail(
-                &self.client,
-                &self.namespace,
-                &target.name,
-                container,
-                &self.pattern,
-                crate::probe::logs::TailLimits::default(),
-            ));
-            let mut opened = None;
-            let tail = loop {
-                tokio::select! {
-                    t = &mut tail => break t,
-                    s = &mut open, if opened.is_none() => opened = Some(s),
-                }
-            };
-            let latest = match tail {
-                Ok(read) => read.latest,
-                Err(e) => {
-                    tracing::debug!("log of pod/{}: {e}", target.name);
-                    None
-                }
-            };
-            let Some(after) = latest.and_then(|m| m.time) else {
-                return Start {
-                    before: latest.map(|m| m.active),
-                    feed: None,
-                };
-            };
-            let opened = match opened {
-                Some(o) => o,
-                None => open.await,
-            };
-            let feed = match opened {
-                Ok(Ok(stream)) => Some(CountFeed::start(stream, self.pattern.clone(), after)),
-                Ok(Err(e)) => {
-                    tracing::debug!("log stream of pod/{}: {e}; polling", target.name);
-                    None
-                }
-                Err(_) => {
-                    tracing::debug!("log stream of pod/{} did not open; polling", target.name);
-                    None
-                }
-            };
-            Start {
-                before: latest.map(|m| m.active),
-                feed,
-            }
-        })
-    }
-}
-
-/// How long the log stream may take to open before the log is polled
-/// instead: a kubelet sends the headers with the first line, at once for a
-/// pod that has logged anything.
-const FEED_OPEN: Duration = Duration::from_secs(5);
 
 /// `per-pod --metric`: the gauge on the pod's metrics endpoint, each reading
 /// through its own port-forward (the same scrape and selection as `logs

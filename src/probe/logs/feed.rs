@@ -16,7 +16,7 @@ use kube::api::LogParams;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::lines::LineSplitter;
+use super::lines::{LineSplitter, MAX_LINE_BYTES};
 use super::pattern::{ActivePattern, match_line};
 use super::tail::api_error_text;
 
@@ -56,6 +56,33 @@ impl FeedStream {
             .await
             .map_err(|e| api_error_text(&e))?;
         Ok(FeedStream::from_reader(Box::pin(stream)))
+    }
+
+    /// The stream's first line without its newline: with [`feed_params`]
+    /// the log's newest line when the stream opened. At most
+    /// [`MAX_LINE_BYTES`] of it are kept; `None` when the stream ends with
+    /// nothing. What follows the line stays in the stream.
+    pub async fn first_line(&mut self) -> Result<Option<String>, String> {
+        let mut line: Vec<u8> = Vec::new();
+        loop {
+            let buf = self
+                .0
+                .fill_buf()
+                .await
+                .map_err(|e| format!("log stream: {e}"))?;
+            if buf.is_empty() {
+                return Ok((!line.is_empty()).then(|| String::from_utf8_lossy(&line).into_owned()));
+            }
+            let end = buf.iter().position(|&b| b == b'\n');
+            let part = &buf[..end.unwrap_or(buf.len())];
+            let room = MAX_LINE_BYTES.saturating_sub(line.len());
+            line.extend_from_slice(&part[..part.len().min(room)]);
+            let used = end.map_or(buf.len(), |i| i + 1);
+            self.0.consume_unpin(used);
+            if end.is_some() {
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+        }
     }
 
     /// Any reader as a stream (the API's, or a test's).
@@ -151,6 +178,34 @@ mod tests {
             None
         );
         assert_eq!(count_after(&p, "INFO Active connections: 5", after), None);
+    }
+
+    #[tokio::test]
+    async fn the_first_line_is_taken_and_the_rest_stays_for_the_feed() {
+        // Delivered in pieces that split the first line.
+        let chunks: Vec<std::io::Result<Vec<u8>>> = vec![
+            Ok(b"2026-12-04T10:00:00Z INFO Active ".to_vec()),
+            Ok(b"connections: 3\n2026-12-04T10:00:01Z INFO Active connections: 4\n".to_vec()),
+        ];
+        use futures::TryStreamExt;
+        let mut stream = FeedStream::from_reader(futures::stream::iter(chunks).into_async_read());
+        let first = stream.first_line().await.expect("read");
+        assert_eq!(
+            first.as_deref(),
+            Some("2026-12-04T10:00:00Z INFO Active connections: 3")
+        );
+        let mut feed =
+            CountFeed::start(stream, ActivePattern::default(), ts("2026-12-04T10:00:00Z"));
+        assert_eq!(feed.next().await, Some(4));
+        assert_eq!(feed.next().await, None);
+
+        let mut empty = FeedStream::from_reader(futures::io::Cursor::new(Vec::new()));
+        assert_eq!(empty.first_line().await, Ok(None));
+        // A huge line is cut, not kept whole.
+        let long = vec![b'x'; MAX_LINE_BYTES * 2];
+        let mut huge = FeedStream::from_reader(futures::io::Cursor::new(long));
+        let line = huge.first_line().await.expect("read").expect("a line");
+        assert_eq!(line.len(), MAX_LINE_BYTES);
     }
 
     #[test]
