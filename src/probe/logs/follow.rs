@@ -150,8 +150,9 @@ struct Plan {
     events: Vec<FollowEvent>,
     /// Pods whose stream must be closed (gone, or re-created under a new uid).
     stop: Vec<String>,
-    /// Streams to open.
-    start: Vec<(LogTarget, LogParams)>,
+    /// Streams to open, each with the time of the last line already seen
+    /// (a reopened stream replays its second; those lines are skipped).
+    start: Vec<(LogTarget, LogParams, Option<Timestamp>)>,
 }
 
 /// Follows every pod until `shutdown` resolves, calling `sink` with each
@@ -211,8 +212,8 @@ pub async fn follow<S, F>(
                                 t.abort();
                             }
                         }
-                        for (target, params) in plan.start {
-                            let task = tokio::spawn(stream_one(api.clone(), target.clone(), pattern.clone(), params, tx.clone()));
+                        for (target, params, seen) in plan.start {
+                            let task = tokio::spawn(stream_one(api.clone(), target.clone(), pattern.clone(), params, seen, tx.clone()));
                             if let Some(old) = tasks.insert(target.pod, task) {
                                 old.abort();
                             }
@@ -366,25 +367,31 @@ impl Tracker {
             }
             // Reopen from the last line seen (no replay of old history); a new
             // stream starts with the bounded tail.
-            let params = match f.row.logged_at {
-                Some(t) if f.opened > 0 => LogParams {
-                    container: target.container.clone(),
-                    follow: true,
-                    since_time: Some(t),
-                    timestamps: true,
-                    ..LogParams::default()
-                },
-                _ => tail_params(
-                    target.container.as_deref(),
-                    opts.tail.tail_lines,
-                    &opts.tail,
-                    true,
+            let (params, seen) = match f.row.logged_at {
+                Some(t) if f.opened > 0 => (
+                    LogParams {
+                        container: target.container.clone(),
+                        follow: true,
+                        since_time: Some(resume_from(t)),
+                        timestamps: true,
+                        ..LogParams::default()
+                    },
+                    Some(t),
+                ),
+                _ => (
+                    tail_params(
+                        target.container.as_deref(),
+                        opts.tail.tail_lines,
+                        &opts.tail,
+                        true,
+                    ),
+                    None,
                 ),
             };
             f.opened += 1;
             f.streaming = true;
             f.row.state = StreamState::Opening;
-            plan.start.push((target, params));
+            plan.start.push((target, params, seen));
             streaming += 1;
         }
         if !not_followed.is_empty() && not_followed != self.last_not_followed {
@@ -398,15 +405,30 @@ impl Tracker {
     }
 }
 
+/// `sinceTime` for a stream reopened after the line logged at `seen`: its
+/// whole second. kube-rs rounds `sinceTime` to the nearest second, which
+/// could start after `seen` and drop what was logged in between; and a
+/// kubelet sends no headers before the first byte, so a stream asking only
+/// for lines a quiet pod has not logged yet would not even open. From the
+/// whole second the line at `seen` comes again, and is skipped.
+fn resume_from(seen: Timestamp) -> Timestamp {
+    Timestamp::from_second(seen.as_second()).unwrap_or(seen)
+}
+
 /// One pod's log stream: each chunk that arrives is split into lines, and
 /// the newest match in it is sent (a burst of history is one message).
+/// Matches logged at or before `seen` were reported already.
 async fn stream_one(
     api: Api<Pod>,
     target: LogTarget,
     pattern: ActivePattern,
     params: LogParams,
+    seen: Option<Timestamp>,
     tx: mpsc::Sender<StreamMsg>,
 ) {
+    let new = |line: &str| {
+        match_line(&pattern, line).filter(|m| seen.is_none_or(|s| m.time.is_some_and(|t| t > s)))
+    };
     let pod = target.pod.clone();
     let uid = target.uid.clone();
     let stream = match api.log_stream(&pod, &params).await {
@@ -443,7 +465,7 @@ async fn stream_one(
         stream.as_mut().consume(chunk.len());
         let mut latest = None;
         splitter.push(&chunk, |line| {
-            if let Some(m) = match_line(&pattern, line) {
+            if let Some(m) = new(line) {
                 latest = Some(m);
             }
         });
@@ -460,7 +482,7 @@ async fn stream_one(
         }
     };
     let mut latest = None;
-    splitter.finish(|line| latest = match_line(&pattern, line).or(latest));
+    splitter.finish(|line| latest = new(line).or(latest));
     if let Some(m) = latest {
         let _ = tx
             .send(StreamMsg::Active {
@@ -496,7 +518,7 @@ mod tests {
     }
 
     fn started(plan: &Plan) -> Vec<&str> {
-        plan.start.iter().map(|(t, _)| t.pod.as_str()).collect()
+        plan.start.iter().map(|(t, _, _)| t.pod.as_str()).collect()
     }
 
     #[test]
@@ -511,7 +533,7 @@ mod tests {
                 FollowEvent::Added { pod: "b".into() }
             ]
         );
-        let (_, params) = &plan.start[0];
+        let (_, params, _) = &plan.start[0];
         assert!(params.follow && params.timestamps);
         assert_eq!(params.tail_lines, Some(500));
         assert_eq!(params.limit_bytes, None);
@@ -605,8 +627,9 @@ mod tests {
             plan.events.is_empty(),
             "a reopen is not a new pod: {plan:?}"
         );
-        let (_, params) = &plan.start[0];
+        let (_, params, seen) = &plan.start[0];
         assert_eq!(params.since_time, Some(at));
+        assert_eq!(*seen, Some(at));
         assert_eq!(params.tail_lines, None);
 
         // The same end again is not reported twice; reopening is bounded.
@@ -632,6 +655,20 @@ mod tests {
             plan.start.is_empty(),
             "opened 3 times with max_reopen 2: {plan:?}"
         );
+    }
+
+    #[test]
+    fn a_reopened_stream_starts_at_the_whole_second_of_the_last_line() {
+        let seen: Timestamp = "2026-12-05T00:19:24.506496992Z".parse().expect("time");
+        let from = resume_from(seen);
+        // Not rounded up past the line (kube-rs rounds sinceTime to the
+        // nearest second: 24.5 would become 25 and skip what followed).
+        assert_eq!(
+            from,
+            "2026-12-05T00:19:24Z".parse::<Timestamp>().expect("time")
+        );
+        assert!(from <= seen);
+        assert_eq!(resume_from(from), from);
     }
 
     #[test]
