@@ -529,8 +529,23 @@ fn scale_up_leaves_held_connections_in_place_and_new_clients_reach_the_new_pod()
     assert!(detail.contains(&format!("{new_pod}: 0")), "{detail}");
     // Round robin puts 4 on each old pod unless an endpoint update reset it
     // on the way (a busy machine); the cause names the young pod when every
-    // old pod is at or above the mean (3).
-    if held_counts.iter().all(|(_, a)| *a >= 3) {
+    // old pod is at or above the mean (3) and the new pod's start time (whole
+    // seconds, as the API has it) is later than theirs: on a fast machine
+    // the scale-up can land in the same second.
+    let started = |pod: &str| {
+        report["observations"]["logs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["pod"] == pod)
+            .and_then(|l| l["started"].as_str())
+            .map(str::to_string)
+    };
+    let new_started = started(&new_pod);
+    let younger = held_counts
+        .iter()
+        .all(|(p, _)| started(p).is_some_and(|s| new_started.as_ref().is_some_and(|n| *n > s)));
+    if held_counts.iter().all(|(_, a)| *a >= 3) && younger {
         assert!(
             detail.contains("started after") && detail.contains(&new_pod),
             "{detail}"
