@@ -156,10 +156,7 @@ async fn read_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
+    use crate::probe::logs::pattern::ts;
 
     #[test]
     fn only_lines_logged_after_the_known_one_count() {

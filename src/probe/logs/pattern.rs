@@ -156,14 +156,16 @@ pub fn match_line(pattern: &ActivePattern, line: &str) -> Option<ActiveMatch> {
     })
 }
 
+/// A test's RFC 3339 time, for the log tests of this module and others.
+#[cfg(test)]
+pub(crate) fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
 
     #[test]
     fn default_pattern_reads_the_server_text_format() {

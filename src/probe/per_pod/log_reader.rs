@@ -165,10 +165,7 @@ impl ActiveReader for KubeActiveReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
+    use crate::probe::logs::pattern::ts;
 
     #[test]
     fn only_a_timed_count_starts_the_feed() {
