@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::lines::{LineSplitter, MAX_LINE_BYTES};
-use super::pattern::{ActivePattern, match_line};
+use super::pattern::{ActivePattern, match_after};
 use super::tail::api_error_text;
 
 /// Counts buffered between the stream and the reader; past this the stream
@@ -40,9 +40,7 @@ pub fn feed_params(container: Option<&str>) -> LogParams {
 /// The count in a `timestamps=true` line logged after `after`, if the line
 /// has one. A line without a time cannot be placed, so it is left out.
 pub fn count_after(pattern: &ActivePattern, line: &str, after: Timestamp) -> Option<u64> {
-    match_line(pattern, line)
-        .filter(|m| m.time.is_some_and(|t| t > after))
-        .map(|m| m.active)
+    match_after(pattern, line, Some(after)).map(|m| m.active)
 }
 
 /// An open follow stream of one pod's log, not yet read.

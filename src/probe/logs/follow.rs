@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::lines::LineSplitter;
-use super::pattern::{ActivePattern, match_line};
+use super::pattern::{ActivePattern, match_after};
 use super::pods::{ContainerChoice, LogTarget, log_targets};
 use super::tail::{TailLimits, api_error_text, tail_params};
 
@@ -426,9 +426,7 @@ async fn stream_one(
     seen: Option<Timestamp>,
     tx: mpsc::Sender<StreamMsg>,
 ) {
-    let new = |line: &str| {
-        match_line(&pattern, line).filter(|m| seen.is_none_or(|s| m.time.is_some_and(|t| t > s)))
-    };
+    let new = |line: &str| match_after(&pattern, line, seen);
     let pod = target.pod.clone();
     let uid = target.uid.clone();
     let stream = match api.log_stream(&pod, &params).await {

@@ -156,6 +156,16 @@ pub fn match_line(pattern: &ActivePattern, line: &str) -> Option<ActiveMatch> {
     })
 }
 
+/// The match in a line logged after `after` (any line's when `None`). A line
+/// without a time cannot be placed after anything, so it is left out then.
+pub fn match_after(
+    pattern: &ActivePattern,
+    line: &str,
+    after: Option<Timestamp>,
+) -> Option<ActiveMatch> {
+    match_line(pattern, line).filter(|m| after.is_none_or(|a| m.time.is_some_and(|t| t > a)))
+}
+
 /// A test's RFC 3339 time, for the log tests of this module and others.
 #[cfg(test)]
 pub(crate) fn ts(s: &str) -> Timestamp {

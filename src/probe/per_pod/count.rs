@@ -53,11 +53,7 @@ impl<'a> PodCount<'a> {
     }
 
     /// Later readings by calling `reader.active` again, every [`POLL`].
-    pub fn polled(
-        reader: &'a dyn ActiveReader,
-        target: &'a PodTarget,
-        before: Option<u64>,
-    ) -> Self {
+    fn polled(reader: &'a dyn ActiveReader, target: &'a PodTarget, before: Option<u64>) -> Self {
         PodCount {
             before,
             source: Source::Polled { reader, target },
@@ -66,7 +62,7 @@ impl<'a> PodCount<'a> {
 
     /// Later readings from `feed`, which holds the counts logged since the
     /// one `before` was read from.
-    pub fn fed(before: u64, feed: CountFeed) -> Self {
+    fn fed(before: u64, feed: CountFeed) -> Self {
         PodCount {
             before: Some(before),
             source: Source::Fed {
@@ -74,11 +70,6 @@ impl<'a> PodCount<'a> {
                 current: Some(before),
             },
         }
-    }
-
-    /// Whether readings come from a log stream (for tests and debugging).
-    pub fn is_fed(&self) -> bool {
-        matches!(self.source, Source::Fed { .. })
     }
 
     /// Readings until one satisfies `done` or `deadline` passes, in order.
@@ -195,7 +186,7 @@ mod tests {
                  2026-12-04T10:00:04Z Active connections: 1\n",
             ),
         );
-        assert!(count.is_fed());
+        assert!(matches!(count.source, Source::Fed { .. }));
         let far = Instant::now() + Duration::from_secs(10);
         let during = count
             .readings_until(|r| r.is_some_and(|n| n >= 3), far)
