@@ -83,7 +83,7 @@ fn https_h2_or_h1(config: &kube::Config) -> Result<HttpsConnector<HttpConnector>
     let builder = match &config.tls_server_name {
         Some(name) => {
             let name = name.clone().try_into().map_err(|e| {
-                kube::Error::Service(format!("invalid tls-server-name `{name}`: {e}").into())
+                kube::Error::Service(format!("the kubeconfig's tls-server-name `{name}` is not a valid DNS name or IP address ({e}); fix it in the cluster entry").into())
             })?;
             builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
         }
