@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, StreamExt};
 use http::Request;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -36,6 +36,28 @@ const DUPLEX: usize = 64 * 1024;
 pub struct SharedForward {
     pub streams: Vec<Option<(DuplexStream, oneshot::Receiver<String>)>>,
     task: JoinHandle<()>,
+}
+
+/// Sends the channels' frames until they all end, every frame that is ready
+/// in one flush: one TLS record that the API server relays with one read and
+/// one write, where a flush per frame cost each hop a syscall per frame (a
+/// pod's connections start, echo and close together).
+async fn send_in_bursts<S>(frames: &mut mpsc::Receiver<Message>, sink: &mut S)
+where
+    S: Sink<Message> + Unpin,
+{
+    while let Some(first) = frames.recv().await {
+        let mut next = Some(first);
+        while let Some(frame) = next {
+            if sink.feed(frame).await.is_err() {
+                return;
+            }
+            next = frames.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 impl SharedForward {
@@ -88,11 +110,7 @@ impl SharedForward {
         let task = tokio::spawn(async move {
             let (mut sink, mut source) = ws.split();
             let send = async {
-                while let Some(m) = out_rx.recv().await {
-                    if sink.send(m).await.is_err() {
-                        break;
-                    }
-                }
+                send_in_bursts(&mut out_rx, &mut sink).await;
                 let _ = sink.close().await;
             };
             let recv = async {
@@ -157,5 +175,67 @@ impl SharedForward {
     pub async fn close(self) {
         self.task.abort();
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Records what reached the wire: the frames of each flush.
+    #[derive(Default)]
+    struct Wire {
+        pending: Vec<Message>,
+        flushes: Vec<Vec<Message>>,
+    }
+
+    impl Sink<Message> for Wire {
+        type Error = std::convert::Infallible;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(mut self: Pin<&mut Self>, m: Message) -> Result<(), Self::Error> {
+            self.pending.push(m);
+            Ok(())
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            let sent = std::mem::take(&mut self.pending);
+            self.flushes.push(sent);
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    fn frame(channel: u8) -> Message {
+        Message::binary(vec![channel, b'x'])
+    }
+
+    #[tokio::test]
+    async fn frames_ready_together_go_out_in_one_flush_and_later_ones_in_the_next() {
+        let (tx, mut rx) = mpsc::channel(64);
+        for ch in [0, 2, 4] {
+            tx.send(frame(ch)).await.unwrap();
+        }
+        let mut wire = Wire::default();
+        let later = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.send(frame(6)).await.unwrap();
+        });
+        let send = send_in_bursts(&mut rx, &mut wire);
+        let ((), joined) = tokio::join!(send, later);
+        joined.unwrap();
+        assert_eq!(
+            wire.flushes,
+            vec![vec![frame(0), frame(2), frame(4)], vec![frame(6)]],
+            "three ready frames in one flush, the late one in its own"
+        );
+        assert!(wire.pending.is_empty(), "nothing left unflushed");
     }
 }
