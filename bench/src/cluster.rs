@@ -480,6 +480,9 @@ pub struct PerPod {
     pub direct_secs: Vec<f64>,
     pub manual_secs: Vec<f64>,
     pub requests: Vec<u64>,
+    /// `--connect 1`: the part that does not scale with the connections
+    /// (process start, 8 reads, and a port-forward and a log stream per pod).
+    pub fixed_secs: Vec<f64>,
 }
 
 /// `per-pod --connect 10 --parallel 4 --hold 0s` over 20 pods through the
@@ -505,8 +508,11 @@ pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::R
         direct_secs: vec![],
         manual_secs: vec![],
         requests: vec![],
+        fixed_secs: vec![],
     };
     let args = per_pod_args(ns);
+    let mut args1 = args;
+    args1[5] = "1";
     for _ in 0..repeat {
         let mark = c.audit_mark();
         let cpu = c.api_cpu_secs();
@@ -523,6 +529,11 @@ pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::R
         out.requests
             .push(plugin_requests(&c.audit_since(mark)?).len() as u64);
         out.plugin_secs.push(run.secs);
+        let run = run_plugin(plugin, &c.kubeconfig, &args1).await?;
+        if run.code != 0 {
+            bail!("per-pod --connect 1 exited {}", run.code);
+        }
+        out.fixed_secs.push(run.secs);
         out.direct_secs.push(c.direct(&backends, 10, 4)?);
         out.manual_secs.push(manual(c, ns, &names, 10).await?);
     }
