@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-use crate::logs::LogBuffer;
+use crate::logs::{LogBuffer, LogLine, LogQuery};
 
 const SERVER_BIN: &str = "websocket-server";
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -192,6 +192,48 @@ pub fn start(
     Ok((child, first_rx))
 }
 
+/// How long a started server gets to log its count after `listening on`.
+const BASELINE_WAIT: Duration = Duration::from_secs(1);
+
+/// The companion server logs its `Active connections: 0` baseline right
+/// after `listening on`. Waits (bounded) until it is in the log, so a line a
+/// test appends once the pod has started is newer than the baseline.
+async fn baseline_after_listening(logs: &LogBuffer) {
+    let mut ticks = logs.subscribe();
+    let logged = async {
+        loop {
+            if newest_is_baseline(
+                &logs
+                    .select(
+                        &LogQuery {
+                            tail_lines: Some(2),
+                            ..LogQuery::default()
+                        },
+                        jiff::Timestamp::now(),
+                    )
+                    .0,
+            ) {
+                return;
+            }
+            if ticks.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(BASELINE_WAIT, logged).await;
+}
+
+/// The two newest lines are `listening on …` and then a count.
+fn newest_is_baseline(newest: &[LogLine]) -> bool {
+    match newest {
+        [listening, count] => {
+            parse_listening(&listening.text).is_some()
+                && count.text.contains("Active connections: ")
+        }
+        _ => false,
+    }
+}
+
 async fn wait_listening(
     mut child: Child,
     listening: oneshot::Receiver<SocketAddr>,
@@ -199,7 +241,10 @@ async fn wait_listening(
     logs: &LogBuffer,
 ) -> anyhow::Result<PodProcess> {
     match tokio::time::timeout(START_TIMEOUT, listening).await {
-        Ok(Ok(backend)) => Ok(PodProcess { child, backend }),
+        Ok(Ok(backend)) => {
+            baseline_after_listening(logs).await;
+            Ok(PodProcess { child, backend })
+        }
         Ok(Err(_)) => {
             let (lines, _) = logs.since_seq(0);
             let tail: String = lines
@@ -221,6 +266,50 @@ async fn wait_listening(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines(texts: &[&str]) -> Vec<LogLine> {
+        let logs = LogBuffer::default();
+        for t in texts {
+            logs.append(t);
+        }
+        logs.since_seq(0).0
+    }
+
+    #[test]
+    fn the_baseline_is_a_count_right_after_listening() {
+        let listening = "2026-12-05T02:00:00Z INFO listening on 10.244.1.2:8080\n";
+        let count = "2026-12-05T02:00:00Z INFO Active connections: 0\n";
+        assert!(newest_is_baseline(&lines(&[listening, count])));
+        assert!(!newest_is_baseline(&lines(&[count, listening])));
+        assert!(!newest_is_baseline(&lines(&[listening])));
+        assert!(!newest_is_baseline(&lines(&[listening, "INFO other\n"])));
+    }
+
+    #[tokio::test]
+    async fn a_started_pod_waits_for_its_baseline_but_not_forever() {
+        let logs = Arc::new(LogBuffer::default());
+        logs.append("INFO listening on 127.0.0.1:4567\n");
+        let later = logs.clone();
+        let appender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            later.append("INFO Active connections: 0\n");
+        });
+        baseline_after_listening(&logs).await;
+        let (all, _) = logs.since_seq(0);
+        assert_eq!(all.len(), 2, "returned once the baseline was logged");
+        appender.await.unwrap();
+
+        // A server that logs no count after `listening on` costs one wait.
+        let silent = LogBuffer::default();
+        silent.append("INFO listening on 127.0.0.1:4568\n");
+        let started = std::time::Instant::now();
+        baseline_after_listening(&silent).await;
+        assert!(
+            started.elapsed() >= BASELINE_WAIT,
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn parses_listening_lines() {

@@ -66,12 +66,12 @@ pub async fn run(
     for k in history(shared.config.log_history) {
         info!("Active connections: {k}");
     }
+    info!("listening on {addr}");
     // A baseline line, so a pod nobody has connected to yet still tells
     // `kubectl wsaffinity logs` its count instead of looking silent. It comes
-    // before `listening on`, which supervisors (the lab) take as "started":
-    // anything logged after that is newer than the baseline.
+    // last, so a fresh pod's newest line is a count: per-pod takes the count
+    // before its test from that one line instead of reading the log's tail.
     info!("Active connections: 0");
-    info!("listening on {addr}");
 
     tokio::spawn(report(shared.clone()));
     // The handshake timeout is hyper's header read timeout: it runs while a

@@ -77,22 +77,24 @@ async fn json_logs_keep_the_same_message_text() {
 }
 
 #[tokio::test]
-async fn log_history_writes_past_counts_then_the_real_baseline_before_listening() {
+async fn log_history_writes_past_counts_then_listening_then_the_real_baseline() {
     let mut server = Binary::start(&["--log-history", "500"], &[]).await;
     let listening = server
         .log
         .iter()
         .position(|l| l.contains("listening on"))
         .expect("a `listening on` line");
-    let counts: Vec<usize> = server.log[..listening]
+    let past: Vec<usize> = server.log[..listening]
         .iter()
         .filter_map(|l| active_count(l))
         .collect();
-    assert_eq!(counts.len(), 501, "500 past lines and the baseline");
-    assert_eq!(counts.last(), Some(&0), "the real count comes last");
-    let past = &counts[..500];
+    assert_eq!(past.len(), 500, "500 past lines before `listening on`");
     assert!(past.iter().all(|&k| (1..=96).contains(&k)), "{past:?}");
     assert_eq!(past.iter().max(), Some(&96), "rises to 96");
+    // The real count comes last, right after `listening on`: a fresh pod's
+    // newest line is a count.
+    let next = server.wait_line(|_| true).await;
+    assert_eq!(active_count(&next), Some(0), "{next}");
     // A connection still moves the count from the real 0.
     let (_ws, _) = connect_hello(server.addr).await;
     server.wait_active(1).await;
