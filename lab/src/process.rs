@@ -199,20 +199,15 @@ const BASELINE_WAIT: Duration = Duration::from_secs(1);
 /// after `listening on`. Waits (bounded) until it is in the log, so a line a
 /// test appends once the pod has started is newer than the baseline.
 async fn baseline_after_listening(logs: &LogBuffer) {
+    let newest_two = LogQuery {
+        tail_lines: Some(2),
+        ..LogQuery::default()
+    };
     let mut ticks = logs.subscribe();
     let logged = async {
         loop {
-            if newest_is_baseline(
-                &logs
-                    .select(
-                        &LogQuery {
-                            tail_lines: Some(2),
-                            ..LogQuery::default()
-                        },
-                        jiff::Timestamp::now(),
-                    )
-                    .0,
-            ) {
+            let (newest, _) = logs.select(&newest_two, jiff::Timestamp::now());
+            if newest_is_baseline(&newest) {
                 return;
             }
             if ticks.changed().await.is_err() {
