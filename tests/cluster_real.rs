@@ -429,6 +429,52 @@ fn logs_follow_picks_up_a_pod_added_by_kubectl_scale() {
     follow.expect(&format!("{new} following"), Duration::from_secs(20));
 }
 
+/// The node lifecycle controller marks a node's pods NotReady when the
+/// node's lease lapses (an API server outage longer than the grace period
+/// does it). The node agent writes its own status again, as the kubelet's
+/// status manager reconciles, so the pods and their endpoints come back by
+/// themselves instead of staying NotReady until the next probe change.
+#[test]
+fn a_pod_marked_not_ready_by_another_writer_is_made_ready_again_by_its_node() {
+    let Some((c, _turn)) = cluster() else {
+        return;
+    };
+    let ns = "t-reconcile";
+    c.namespace_with_base(ns, 1);
+    let pods = c.wait_ready(ns, 1, Duration::from_secs(90));
+    // What the node lifecycle controller writes (MarkPodsNotReady).
+    let mark = c.audit_mark();
+    c.kubectl(&[
+        "patch",
+        "pod",
+        &pods[0],
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"False","reason":"NodeNotReady"}]}}"#,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.wait_ready(ns, 1, Duration::from_secs(10)), pods);
+    // The node wrote it back: a status write after the patch that is not
+    // kubectl's.
+    let writes: Vec<(String, String, String)> = c
+        .audit_since(mark)
+        .into_iter()
+        .filter(|(_, verb, uri)| {
+            verb == "patch" && uri.contains(&format!("/pods/{}/status", pods[0]))
+        })
+        .collect();
+    assert!(
+        writes
+            .iter()
+            .any(|(agent, _, _)| !agent.starts_with("kubectl")),
+        "{writes:#?}"
+    );
+    let _ = c.kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
+
 #[test]
 fn test_service_apply_and_delete_write_through_the_real_api() {
     let Some((c, _turn)) = cluster() else {

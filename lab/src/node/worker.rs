@@ -67,6 +67,17 @@ fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// The pod's `Ready` condition as the API has it.
+fn api_ready(pod: &Pod) -> Option<bool> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status == "True")
+}
+
 /// What the status says about the container right now.
 enum ContainerState {
     Waiting(&'static str),
@@ -263,6 +274,20 @@ impl Worker {
         }
     }
 
+    /// As the kubelet's status manager reconciles: when another writer
+    /// changed the pod's readiness (the node lifecycle controller marks every
+    /// pod of a node NotReady once its lease lapses, e.g. while the API
+    /// server was down), the node's own status is written again.
+    async fn reconcile_status(&mut self) {
+        let Some(ours) = self.status.last_sent.as_ref().map(|_| self.status.ready) else {
+            return;
+        };
+        if api_ready(&self.pod).is_some_and(|theirs| theirs != ours) {
+            self.status.last_sent = None;
+            self.write_status().await;
+        }
+    }
+
     fn set_ready(&mut self, ready: bool) {
         if self.status.ready != ready {
             self.status.ready = ready;
@@ -378,6 +403,7 @@ impl Worker {
                                 self.terminate(true).await;
                                 return;
                             }
+                            self.reconcile_status().await;
                         }
                         _ => {
                             // Gone from the API (force-deleted): stop at once.
