@@ -155,6 +155,32 @@ impl RealCluster {
         (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / hz.max(1.0)
     }
 
+    /// Before each measured run: the API server collects its garbage
+    /// (`/debug/pprof/heap?gc=1`), then the machine gets (at most 5 s) to be
+    /// quiet: two 250 ms windows with the CPUs under 25% busy. Without it a
+    /// run paid for the run before: the manual routine's 20 tunnels leave
+    /// the API server garbage whose collection (up to ~70 ms of CPU) landed
+    /// in the next plugin run, about one run in three.
+    pub fn settle(&self) {
+        let _ = self.kubectl(&["get", "--raw", "/debug/pprof/heap?gc=1"], None);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut quiet = 0;
+        while quiet < 2 && Instant::now() < deadline {
+            let before = cpu_ticks();
+            std::thread::sleep(Duration::from_millis(250));
+            let after = cpu_ticks();
+            let (busy, total) = (
+                after.0.saturating_sub(before.0),
+                after.1.saturating_sub(before.1),
+            );
+            if total > 0 && busy * 4 < total {
+                quiet += 1;
+            } else {
+                quiet = 0;
+            }
+        }
+    }
+
     pub fn kubectl_path(&self) -> &Path {
         &self.kubectl
     }
@@ -514,6 +540,7 @@ pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::R
     let mut args1 = args;
     args1[5] = "1";
     for _ in 0..repeat {
+        c.settle();
         let mark = c.audit_mark();
         let cpu = c.api_cpu_secs();
         let run = run_plugin(plugin, &c.kubeconfig, &args).await?;
@@ -529,15 +556,35 @@ pub async fn per_pod(c: &RealCluster, plugin: &Path, repeat: usize) -> anyhow::R
         out.requests
             .push(plugin_requests(&c.audit_since(mark)?).len() as u64);
         out.plugin_secs.push(run.secs);
+        c.settle();
         let run = run_plugin(plugin, &c.kubeconfig, &args1).await?;
         if run.code != 0 {
             bail!("per-pod --connect 1 exited {}", run.code);
         }
         out.fixed_secs.push(run.secs);
+        c.settle();
         out.direct_secs.push(c.direct(&backends, 10, 4)?);
+        c.settle();
         out.manual_secs.push(manual(c, ns, &names, 10).await?);
     }
     Ok(out)
+}
+
+/// (busy, total) jiffies of all CPUs, from the first line of /proc/stat.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = f.iter().sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = f.get(3).unwrap_or(&0) + f.get(4).unwrap_or(&0);
+    (total.saturating_sub(idle), total)
 }
 
 /// What a user does by hand, pod after pod: `kubectl port-forward pod/P
