@@ -279,10 +279,11 @@ impl Worker {
     /// pod of a node NotReady once its lease lapses, e.g. while the API
     /// server was down), the node's own status is written again.
     async fn reconcile_status(&mut self) {
-        let Some(ours) = self.status.last_sent.as_ref().map(|_| self.status.ready) else {
+        // Nothing written yet: the first write is still to come.
+        if self.status.last_sent.is_none() {
             return;
-        };
-        if api_ready(&self.pod).is_some_and(|theirs| theirs != ours) {
+        }
+        if api_ready(&self.pod).is_some_and(|theirs| theirs != self.status.ready) {
             self.status.last_sent = None;
             self.write_status().await;
         }

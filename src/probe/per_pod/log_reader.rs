@@ -64,10 +64,14 @@ impl KubeActiveReader {
     }
 }
 
+/// The count and time of a match, when the line had a time.
+fn timed(m: ActiveMatch) -> Option<(u64, Timestamp)> {
+    Some((m.active, m.time?))
+}
+
 /// The count and time of a `timestamps=true` line, when it has both.
 fn timed_count(pattern: &ActivePattern, line: Option<&str>) -> Option<(u64, Timestamp)> {
-    let m = match_line(pattern, line?)?;
-    Some((m.active, m.time?))
+    timed(match_line(pattern, line?)?)
 }
 
 /// The newer of two timed counts.
@@ -132,7 +136,7 @@ impl ActiveReader for KubeActiveReader {
                     o = &mut open, if opened.is_none() => opened = Some(o),
                 }
             };
-            let from_tail = latest.and_then(|m| Some((m.active, m.time?)));
+            let from_tail = latest.and_then(timed);
             let Some((before, after)) = newer(from_tail, first(&opened)) else {
                 return Start {
                     before: latest.map(|m| m.active),
